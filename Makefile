@@ -1,0 +1,41 @@
+# `make demo` and `make test` set everything up on a fresh machine (Python 3.10+ with network access
+# to PyPI and Debian), then run. Both are quick when the set-up is already there.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FMNIST_FILE := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: setup data demo test test-slow clean
+
+setup: $(STAMP) data
+
+# Re-installs only when the package metadata changes; the install is editable, so code edits need none.
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[cpu,test]'
+	@touch $@
+
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist unless KERASRV_FASHION_MNIST_DIR points elsewhere.
+data:
+	@if [ -z "$$KERASRV_FASHION_MNIST_DIR" ] && [ ! -f $(FMNIST_FILE) ]; then \
+	  echo "installing Debian's dataset-fashion-mnist"; \
+	  $(SUDO) apt-get install -y -q dataset-fashion-mnist \
+	    || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; }; \
+	fi
+
+demo: setup
+	$(BIN)/python -m kerasrv.demo
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache
