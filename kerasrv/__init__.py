@@ -1,0 +1,21 @@
+"""kerasrv: a model zoo of recurrent vision models for Keras 3 on TensorFlow.
+
+Example:
+    >>> import kerasrv
+    >>> kerasrv.zoo.list_models("*lstm*")
+    ['cnn_lstm.fmnist', ...]
+    >>> model = kerasrv.zoo.load("cnn_lstm")
+"""
+
+import os
+
+# The zoo's layers run on any Keras backend, but export, training recipes and data pipelines are
+# TensorFlow's: default to it unless the user chose a backend before importing us.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+__version__ = "0.1.0"
+
+from kerasrv import layers  # noqa: E402  (registers the custom layers with Keras)
+from kerasrv import zoo  # noqa: E402
+
+__all__ = ["layers", "zoo", "__version__"]

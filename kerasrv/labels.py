@@ -1,0 +1,30 @@
+"""Class names shared by the datasets and the zoo's cards (a leaf module: it imports nothing)."""
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+# Segmentation masks hold 0 for background and class id + 1 for an item's pixels.
+SEGMENTATION_CLASSES = ("background",) + FASHION_MNIST_CLASSES
+
+# Moving Fashion-MNIST motion labels: the direction of an item's velocity, counter-clockwise from
+# east in image coordinates where y grows downwards ("north" = towards row 0).
+MOTION_DIRECTIONS = (
+    "east",
+    "north-east",
+    "north",
+    "north-west",
+    "west",
+    "south-west",
+    "south",
+    "south-east",
+)

@@ -1,0 +1,24 @@
+"""Custom Keras layers of the zoo. They know nothing of the zoo and register with Keras on import.
+
+Every class here is decorated with
+`keras.saving.register_keras_serializable(package="kerasrv")`, so a `.keras` file that uses
+them loads after `import kerasrv` (or `import kerasrv.layers`) alone.
+"""
+
+from kerasrv.layers.blocks import conv_block, segmentation_head, upsample_block
+from kerasrv.layers.peephole import PeepholeLSTMCell
+from kerasrv.layers.recurrent import CELLS, recurrent
+from kerasrv.layers.renet import ReNet
+from kerasrv.layers.sequence import FrameWise, ImageToSequence
+
+__all__ = [
+    "CELLS",
+    "FrameWise",
+    "ImageToSequence",
+    "PeepholeLSTMCell",
+    "ReNet",
+    "conv_block",
+    "recurrent",
+    "segmentation_head",
+    "upsample_block",
+]
