@@ -1,0 +1,75 @@
+"""CNN → LSTM reader (CRNN-style): document 001, corrected.
+
+Document 001 puts `Flatten` between the convolutions and the LSTM, which hands the LSTM a 2-D
+tensor it cannot read, and never defines `num_classes`. The corrected design keeps the feature
+map's layout: after the conv blocks, each column of the map is one time step (width = time,
+height × channels = features), read by a bidirectional LSTM, as CRNN reads text lines.
+"""
+
+import keras
+
+from kerasrv.labels import FASHION_MNIST_CLASSES
+from kerasrv.layers import ImageToSequence, conv_block, recurrent
+from kerasrv.zoo import architecture, register
+
+
+@architecture
+def cnn_lstm(
+    input_shape=(28, 28, 1),
+    num_classes=10,
+    *,
+    filters=(32, 64),
+    convs_per_block=2,
+    units=128,
+    cell="lstm",
+    bidirectional=True,
+    dropout=0.3,
+):
+    """Conv blocks, then a (bidirectional) recurrent layer reading the feature map's columns.
+
+    Args:
+        input_shape: (height, width, channels); height and width divisible by 2**len(filters).
+        num_classes: classes of the softmax head.
+        filters: output channels of each conv block; each block ends in 2×2 max pooling.
+        convs_per_block: Conv-BN-ReLU layers per block.
+        units: hidden size of the recurrent layer (per direction).
+        cell: recurrent cell ("lstm", "gru", "simple", "peephole").
+        bidirectional: read the columns in both directions.
+        dropout: dropout before the head.
+
+    Returns:
+        An uncompiled `keras.Model` from `image` (B, H, W, C) in [0, 1] to `probabilities`.
+
+    Example:
+        >>> model = cnn_lstm()
+        >>> model(keras.ops.zeros((2, 28, 28, 1))).shape
+        (2, 10)
+    """
+    image = keras.Input(input_shape, name="image")
+    x = image
+    for b, width in enumerate(filters, start=1):
+        for c in range(1, convs_per_block + 1):
+            x = conv_block(x, width, name=f"block{b}_{c}")
+        x = keras.layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
+    x = ImageToSequence("columns", name="columns")(x)
+    rnn = recurrent(cell, units, name=cell)
+    if bidirectional:
+        rnn = keras.layers.Bidirectional(rnn, name=f"bidirectional_{cell}")
+    x = rnn(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    x = keras.layers.Dense(num_classes, name="head")(x)
+    probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(image, probabilities, name="cnn_lstm")
+
+
+register(
+    "cnn_lstm.fmnist",
+    default=True,
+    description="2 conv blocks (32, 64) → BiLSTM(128) over the feature map's columns",
+    input_shape=(28, 28, 1),
+    num_classes=10,
+    task="classification",
+    dataset="fashion_mnist_local",
+    target="label",
+    class_names=FASHION_MNIST_CLASSES,
+)

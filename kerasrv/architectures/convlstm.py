@@ -1,0 +1,168 @@
+"""ConvLSTM video models: per-frame segmentation and next-frame prediction — document 000.
+
+Document 000 runs a plain `Recurrent` layer over 5-D convolution output (it needs ConvLSTM),
+uses `Dense` as if it were a per-pixel classifier and 'valid' convolutions that shrink the mask.
+Here a per-frame conv encoder (batch and time folded together) downsamples each frame, a
+ConvLSTM2D carries spatial state across frames, and a per-frame decoder with skip connections
+restores the input resolution: a softmax per pixel per frame (`convlstm_seg`), or the next
+frame's intensities (`convlstm_predict`, after Shi et al. 2015).
+"""
+
+import functools
+
+import keras
+
+from kerasrv.labels import SEGMENTATION_CLASSES
+from kerasrv.layers import FrameWise, conv_block, segmentation_head, upsample_block
+from kerasrv.zoo import architecture, register
+
+
+def _per_frame(x, body, *, name):
+    """Applies `body` (a function of one frame tensor) to every frame of `x`, as one sub-model."""
+    frame = keras.Input(x.shape[2:], name="frame")
+    return FrameWise(keras.Model(frame, body(frame), name=name), name=name)(x)
+
+
+def _encoder_stage(frame, width, first):
+    if first:
+        frame = conv_block(frame, width, strides=2, name="conv0")
+    else:
+        frame = keras.layers.MaxPooling2D(2, name="pool")(frame)
+    return conv_block(conv_block(frame, width, name="conv1"), width, name="conv2")
+
+
+def _encode_recur_decode(frames, filters, recurrent_filters):
+    """The shared trunk: a per-frame encoder, ConvLSTM2D layers, a per-frame decoder.
+
+    The encoder's first convolution has stride 2 and every stage halves the resolution again,
+    so the ConvLSTM runs at 1/2**(len(filters)+1) of the input and sees a large neighbourhood
+    cheaply. The decoder mirrors the encoder with skip connections; its last transposed
+    convolution returns to full resolution, where the raw frame is concatenated: its intensities
+    mark exactly where an item's pixels are, so the per-pixel head needs no convolution at full
+    resolution, the most expensive place for one.
+    """
+    x = frames
+    encoded = []
+    for b, width in enumerate(filters, start=1):
+        stage = functools.partial(_encoder_stage, width=width, first=b == 1)
+        x = _per_frame(x, stage, name=f"encoder{b}")
+        encoded.append(x)
+    x = FrameWise(keras.layers.MaxPooling2D(2), name="encoder_pool")(x)
+    for i, width in enumerate(recurrent_filters, start=1):
+        x = keras.layers.ConvLSTM2D(
+            width, 3, padding="same", return_sequences=True, name=f"convlstm{i}"
+        )(x)
+    for b in range(len(filters), 0, -1):
+        up = functools.partial(upsample_block, filters=filters[b - 1], name="up")
+        x = _per_frame(x, up, name=f"decoder{b}_up")
+        x = keras.layers.Concatenate(name=f"decoder{b}_skip")([x, encoded[b - 1]])
+        conv = functools.partial(conv_block, filters=filters[b - 1], name="conv")
+        x = _per_frame(x, conv, name=f"decoder{b}")
+    up = functools.partial(upsample_block, filters=filters[0], name="up")
+    x = _per_frame(x, up, name="decoder0_up")
+    return keras.layers.Concatenate(name="decoder0_skip")([x, frames])
+
+
+def _check_frames(input_shape, filters, builder):
+    if len(input_shape) != 4:
+        raise ValueError(
+            f"{builder} expects input_shape (frames, height, width, channels), got {input_shape}"
+        )
+    factor = 2 ** (len(filters) + 1)
+    if input_shape[1] % factor or input_shape[2] % factor:
+        raise ValueError(
+            f"{builder} with {len(filters)} encoder stages expects height and width divisible "
+            f"by {factor}, got {input_shape[1]}×{input_shape[2]}"
+        )
+
+
+@architecture
+def convlstm_seg(
+    input_shape=(10, 64, 64, 1),
+    num_classes=11,
+    *,
+    filters=(16, 32),
+    recurrent_filters=(32,),
+):
+    """Per-frame encoder → ConvLSTM2D → per-frame decoder → per-pixel softmax for every frame.
+
+    Args:
+        input_shape: (frames, height, width, channels), height and width divisible by
+            2**(len(filters)+1).
+        num_classes: per-pixel classes, background included.
+        filters: channels of the encoder stages, each halving the resolution; the ConvLSTM
+            runs at 1/2**(len(filters)+1) of it. The decoder mirrors them.
+        recurrent_filters: channels of each stacked ConvLSTM2D (3×3 kernels).
+
+    Returns:
+        An uncompiled `keras.Model` from `frames` (B, T, H, W, C) in [0, 1] to `mask`,
+        per-pixel class probabilities (B, T, H, W, num_classes).
+
+    Example:
+        >>> model = convlstm_seg()
+        >>> model(keras.ops.zeros((1, 10, 64, 64, 1))).shape
+        (1, 10, 64, 64, 11)
+    """
+    _check_frames(input_shape, filters, "convlstm_seg")
+    frames = keras.Input(input_shape, name="frames")
+    x = _encode_recur_decode(frames, filters, recurrent_filters)
+    x = segmentation_head(x, num_classes)
+    mask = keras.layers.Activation("softmax", dtype="float32", name="mask")(x)
+    return keras.Model(frames, mask, name="convlstm_seg")
+
+
+@architecture
+def convlstm_predict(
+    input_shape=(9, 64, 64, 1),
+    *,
+    filters=(16, 32),
+    recurrent_filters=(32, 32),
+):
+    """Predicts frame t+1 from frames 1..t, for every t of the input clip.
+
+    Trained on frames[:-1] → frames[1:], so a clip of T frames gives T-1 inputs and targets.
+
+    Args:
+        input_shape: (frames, height, width, channels), height and width divisible by
+            2**(len(filters)+1).
+        filters: channels of the per-frame encoder stages; the decoder mirrors them.
+        recurrent_filters: channels of each stacked ConvLSTM2D (3×3 kernels).
+
+    Returns:
+        An uncompiled `keras.Model` from `frames` (B, T, H, W, C) in [0, 1] to `next_frames`,
+        (B, T, H, W, C) intensities in [0, 1] (sigmoid, trained with binary cross-entropy).
+
+    Example:
+        >>> model = convlstm_predict()
+        >>> model(keras.ops.zeros((1, 9, 64, 64, 1))).shape
+        (1, 9, 64, 64, 1)
+    """
+    _check_frames(input_shape, filters, "convlstm_predict")
+    frames = keras.Input(input_shape, name="frames")
+    x = _encode_recur_decode(frames, filters, recurrent_filters)
+    x = keras.layers.Dense(input_shape[-1], name="to_frame")(x)
+    next_frames = keras.layers.Activation("sigmoid", dtype="float32", name="next_frames")(x)
+    return keras.Model(frames, next_frames, name="convlstm_predict")
+
+
+register(
+    "convlstm_seg.moving",
+    default=True,
+    description="per-frame encoder → ConvLSTM2D(32) → decoder: a mask for every frame",
+    input_shape=(10, 64, 64, 1),
+    num_classes=len(SEGMENTATION_CLASSES),
+    task="video_segmentation",
+    dataset="moving_fashion_mnist",
+    target="masks",
+    class_names=SEGMENTATION_CLASSES,
+)
+register(
+    "convlstm_predict.moving",
+    default=True,
+    description="per-frame encoder → 2×ConvLSTM2D(32) → decoder: the next frame",
+    input_shape=(9, 64, 64, 1),
+    task="next_frame",
+    dataset="moving_fashion_mnist",
+    target="frames",
+    class_names=None,
+)

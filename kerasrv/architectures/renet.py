@@ -1,0 +1,71 @@
+"""ReNet classifier (Visin et al., 2015): recurrent sweeps replace convolution and pooling."""
+
+import keras
+
+from kerasrv.labels import FASHION_MNIST_CLASSES
+from kerasrv.layers import ReNet
+from kerasrv.zoo import architecture, register
+
+
+@architecture
+def renet(
+    input_shape=(28, 28, 1),
+    num_classes=10,
+    *,
+    units=(64, 64),
+    patch_sizes=(2, 2),
+    cell="lstm",
+    dense_units=256,
+    dropout=0.3,
+):
+    """Stacked ReNet layers, then a dense classifier.
+
+    Each ReNet layer reads non-overlapping patches with a bidirectional sweep along the rows and
+    one along the columns, so after the first layer every feature sees the whole image.
+
+    Args:
+        input_shape: (height, width, channels), divisible by the product of `patch_sizes`.
+        num_classes: classes of the softmax head.
+        units: hidden size per direction of each ReNet layer.
+        patch_sizes: patch side of each ReNet layer (same length as `units`).
+        cell: "lstm" or "gru".
+        dense_units: width of the fully connected layer before the head.
+        dropout: dropout before the fully connected layer and before the head.
+
+    Returns:
+        An uncompiled `keras.Model` from `image` (B, H, W, C) in [0, 1] to `probabilities`.
+
+    Example:
+        >>> model = renet()
+        >>> model(keras.ops.zeros((2, 28, 28, 1))).shape
+        (2, 10)
+    """
+    if len(units) != len(patch_sizes):
+        raise ValueError(
+            f"renet expects one patch size per ReNet layer, got units={units} and "
+            f"patch_sizes={patch_sizes}"
+        )
+    image = keras.Input(input_shape, name="image")
+    x = image
+    for i, (width, patch) in enumerate(zip(units, patch_sizes), start=1):
+        x = ReNet(width, patch_size=patch, cell=cell, name=f"renet{i}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dropout(dropout, name="dropout1")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="fc")(x)
+    x = keras.layers.Dropout(dropout, name="dropout2")(x)
+    x = keras.layers.Dense(num_classes, name="head")(x)
+    probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(image, probabilities, name="renet")
+
+
+register(
+    "renet.fmnist",
+    default=True,
+    description="2 ReNet layers (2×2 patches, BiLSTM 64) → dense classifier",
+    input_shape=(28, 28, 1),
+    num_classes=10,
+    task="classification",
+    dataset="fashion_mnist_local",
+    target="label",
+    class_names=FASHION_MNIST_CLASSES,
+)

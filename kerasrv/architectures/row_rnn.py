@@ -1,0 +1,81 @@
+"""Row RNN: the image's rows are the time steps (documents 002 and 003, corrected).
+
+Document 003 feeds `LSTM(50, input_shape=(1, 28, 28))` a 4-D tensor; document 002's numpy RNN
+loses the batch axis. The corrected reading is the classic one: 28 rows are 28 time steps of
+28 features each, and the last hidden state classifies the image.
+"""
+
+import keras
+
+from kerasrv.labels import FASHION_MNIST_CLASSES
+from kerasrv.layers import ImageToSequence, recurrent
+from kerasrv.zoo import architecture, register
+
+
+@architecture
+def row_rnn(
+    input_shape=(28, 28, 1),
+    num_classes=10,
+    *,
+    cell="lstm",
+    units=128,
+    num_layers=2,
+    dropout=0.2,
+):
+    """A stack of recurrent layers reading an image row by row.
+
+    Args:
+        input_shape: (height, width, channels); height is the number of time steps.
+        num_classes: classes of the softmax head.
+        cell: "lstm", "gru", "simple" (h_t = tanh(W_hh h_{t-1} + W_xh x_t + b), document 002)
+            or "peephole" (`kerasrv.layers.PeepholeLSTMCell`, document 001).
+        units: hidden size of every recurrent layer.
+        num_layers: stacked recurrent layers; all but the last return sequences.
+        dropout: dropout before the head.
+
+    Returns:
+        An uncompiled `keras.Model` from `image` (B, H, W, C) in [0, 1] to `probabilities`.
+
+    Example:
+        >>> model = row_rnn(cell="gru")
+        >>> model(keras.ops.zeros((2, 28, 28, 1))).shape
+        (2, 10)
+    """
+    image = keras.Input(input_shape, name="image")
+    x = ImageToSequence("rows", name="rows")(image)
+    for i in range(num_layers):
+        last = i == num_layers - 1
+        x = recurrent(cell, units, return_sequences=not last, name=f"{cell}{i + 1}")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    x = keras.layers.Dense(num_classes, name="head")(x)
+    probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(image, probabilities, name="row_rnn")
+
+
+_FMNIST = dict(
+    input_shape=(28, 28, 1),
+    num_classes=10,
+    task="classification",
+    dataset="fashion_mnist_local",
+    target="label",
+    class_names=FASHION_MNIST_CLASSES,
+)
+register(
+    "row_rnn.lstm",
+    default=True,
+    description="2×LSTM(128) over the 28 rows of a Fashion-MNIST image",
+    cell="lstm",
+    **_FMNIST,
+)
+register(
+    "row_rnn.gru",
+    description="2×GRU(128) over the 28 rows of a Fashion-MNIST image",
+    cell="gru",
+    **_FMNIST,
+)
+register(
+    "row_rnn.peephole",
+    description="2×peephole LSTM(128) over the rows (document 001's cell)",
+    cell="peephole",
+    **_FMNIST,
+)
