@@ -1,0 +1,18 @@
+"""The embedded data: Fashion-MNIST from local IDX files and the sets built from it.
+
+Importing this package registers the tensorflow-datasets builders `fashion_mnist_local`,
+`moving_fashion_mnist` and `fashion_mnist_scenes`, so `tfds.load(...)` works offline, and
+`pipeline(...)` turns any of them (or any prepared TFDS image-classification dataset) into
+(inputs, targets) batches for a zoo entry.
+
+Example:
+    >>> import kerasrv.data
+    >>> ds = kerasrv.data.pipeline("cnn_lstm", "train", batch_size=128)
+    >>> images, labels = kerasrv.data.load_fashion_mnist("test")   # numpy, no TFDS
+"""
+
+from kerasrv.data.builders import NAMES as BUILDERS
+from kerasrv.data.idx import DatasetError, load_fashion_mnist
+from kerasrv.data.pipeline import load_split, pipeline
+
+__all__ = ["BUILDERS", "DatasetError", "load_fashion_mnist", "load_split", "pipeline"]

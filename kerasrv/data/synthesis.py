@@ -1,0 +1,177 @@
+"""Builds sequences and scenes from real Fashion-MNIST images, deterministically (numpy only).
+
+Moving Fashion-MNIST follows Moving MNIST's recipe (Srivastava et al., 2015): items move with
+constant velocity on a larger canvas and bounce off its borders. Scenes put several items on one
+static canvas without overlap. Each example draws from its own generator seeded by
+(seed, split, index), so any example can be rebuilt alone and two builds are byte-identical.
+
+An item's pixels are its image's pixels of intensity >= `THRESHOLD` (its thresholded
+silhouette); fainter pixels are dropped, so a mask is non-zero exactly where a frame is.
+"""
+
+import numpy as np
+
+THRESHOLD = 16
+MAX_ITEMS = 4  # the `items` and `classes` features are padded with -1 to this length
+
+# Unit steps (dx, dy) of the 8 motion directions, in the order of labels.MOTION_DIRECTIONS:
+# counter-clockwise from east, with y growing downwards (north = towards row 0).
+DIRECTIONS = np.array(
+    [(1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1)], dtype=np.int64
+)
+_SPLIT_IDS = {"train": 0, "test": 1}
+
+
+def example_rng(seed, split, index):
+    """The generator of one example: a function of (seed, split, index) alone."""
+    return np.random.default_rng([seed, _SPLIT_IDS[split], index])
+
+
+def item_pixels(image, size=28):
+    """An item as it is drawn: resized to `size` (by block averaging) and thresholded.
+
+    Args:
+        image: a (28, 28) uint8 Fashion-MNIST image.
+        size: side of the drawn item; must divide 28.
+
+    Returns:
+        A (size, size) uint8 array, zero outside the item's silhouette.
+    """
+    if 28 % size:
+        raise ValueError(f"item size must divide 28, got {size}")
+    factor = 28 // size
+    item = image.reshape(size, factor, size, factor).mean(axis=(1, 3)).round().astype(np.uint8)
+    return np.where(item >= THRESHOLD, item, 0).astype(np.uint8)
+
+
+def _padded(values):
+    out = np.full(MAX_ITEMS, -1, dtype=np.int64)
+    out[: len(values)] = values
+    return out
+
+
+def moving_sequence(rng, images, labels, *, canvas=64, frames=10, items=(1, 2), item_size=28,
+                    speeds=(2, 4)):
+    """One Moving Fashion-MNIST sequence.
+
+    Every item gets a random image, one of 8 directions and an integer speed (pixels per frame
+    along each moving axis); it starts at least one step away from the borders it moves towards,
+    so the first step never bounces, then moves with constant velocity and reflects off the
+    borders. Item 0 is drawn last (nearest): it is never hidden, and it defines `label` and
+    `motion`.
+
+    Args:
+        rng: a `numpy.random.Generator` (see `example_rng`).
+        images: (N, 28, 28) uint8 images to draw items from.
+        labels: (N,) their classes.
+        canvas: side of the square frames.
+        frames: number of frames T.
+        items: (fewest, most) items per sequence.
+        item_size: side of a drawn item (28, or 14 for small canvases).
+        speeds: (slowest, fastest) integer speed.
+
+    Returns:
+        A dict: `frames` (T, canvas, canvas, 1) uint8, `masks` (T, canvas, canvas) uint8 holding
+        class + 1 of the nearest item on each pixel (0 = background), `label` and `motion` of
+        item 0, `items` (indices into `images`) and `classes`, padded with -1, and `positions`
+        (MAX_ITEMS, T, 2) top-left (x, y) of each item in each frame (-1 padding).
+    """
+    if item_size >= canvas:
+        raise ValueError(f"items of {item_size} px do not move on a {canvas} px canvas")
+    count = int(rng.integers(items[0], items[1] + 1))
+    indices = rng.integers(len(images), size=count)
+    directions = rng.integers(len(DIRECTIONS), size=count)
+    speed = rng.integers(speeds[0], speeds[1] + 1, size=count)
+    limit = canvas - item_size  # largest top-left coordinate
+    positions = np.full((MAX_ITEMS, frames, 2), -1, dtype=np.int64)
+    for j in range(count):
+        velocity = DIRECTIONS[directions[j]] * speed[j]
+        low = np.where(velocity < 0, -velocity, 0)
+        high = np.where(velocity > 0, limit - velocity, limit)
+        position = rng.integers(low, high + 1)
+        for t in range(frames):
+            positions[j, t] = position
+            position = position + velocity
+            for axis in range(2):  # reflect off the borders
+                if position[axis] < 0:
+                    position[axis], velocity[axis] = -position[axis], -velocity[axis]
+                elif position[axis] > limit:
+                    position[axis] = 2 * limit - position[axis]
+                    velocity[axis] = -velocity[axis]
+    video = np.zeros((frames, canvas, canvas), dtype=np.uint8)
+    masks = np.zeros((frames, canvas, canvas), dtype=np.uint8)
+    for j in reversed(range(count)):  # farthest first, item 0 last
+        item = item_pixels(images[indices[j]], item_size)
+        silhouette = item > 0
+        for t in range(frames):
+            x, y = positions[j, t]
+            window = (t, slice(y, y + item_size), slice(x, x + item_size))
+            video[window][silhouette] = item[silhouette]
+            masks[window][silhouette] = labels[indices[j]] + 1
+    return {
+        "frames": video[..., None],
+        "masks": masks,
+        "label": int(labels[indices[0]]),
+        "motion": int(directions[0]),
+        "items": _padded(indices),
+        "classes": _padded(labels[indices]),
+        "positions": positions,
+    }
+
+
+def scene(rng, images, labels, *, canvas=64, items=(2, 4), attempts=100):
+    """One static scene: 2–4 items whose silhouettes do not overlap, and its mask.
+
+    Items are cropped to their silhouette's bounding box and placed one by one at random
+    positions where they touch no item already placed; a scene that cannot be completed in
+    `attempts` draws per item is drawn again from the same generator.
+
+    Args:
+        rng: a `numpy.random.Generator` (see `example_rng`).
+        images: (N, 28, 28) uint8 images to draw items from.
+        labels: (N,) their classes.
+        canvas: side of the square canvas.
+        items: (fewest, most) items per scene.
+        attempts: placement draws per item before the scene is started again.
+
+    Returns:
+        A dict: `image` (canvas, canvas, 1) uint8, `mask` (canvas, canvas) uint8 (class + 1 of
+        the item on each pixel, 0 = background), `items` and `classes` padded with -1, and
+        `boxes` (MAX_ITEMS, 4) as (y, x, height, width) of each placed crop (-1 padding).
+    """
+    while True:
+        count = int(rng.integers(items[0], items[1] + 1))
+        image = np.zeros((canvas, canvas), dtype=np.uint8)
+        mask = np.zeros((canvas, canvas), dtype=np.uint8)
+        boxes = np.full((MAX_ITEMS, 4), -1, dtype=np.int64)
+        indices = []
+        for j in range(count):
+            for _ in range(attempts):
+                index = int(rng.integers(len(images)))
+                item = item_pixels(images[index])
+                rows, cols = np.nonzero(item)
+                if rows.size == 0:
+                    continue
+                item = item[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+                height, width = item.shape
+                y = int(rng.integers(canvas - height + 1))
+                x = int(rng.integers(canvas - width + 1))
+                silhouette = item > 0
+                window = (slice(y, y + height), slice(x, x + width))
+                if (mask[window][silhouette] > 0).any():
+                    continue
+                image[window][silhouette] = item[silhouette]
+                mask[window][silhouette] = labels[index] + 1
+                boxes[j] = (y, x, height, width)
+                indices.append(index)
+                break
+            else:
+                break  # this item found no room: draw the whole scene again
+        if len(indices) == count:
+            return {
+                "image": image[..., None],
+                "mask": mask,
+                "items": _padded(indices),
+                "classes": _padded(labels[np.array(indices)]),
+                "boxes": boxes,
+            }
