@@ -1,0 +1,38 @@
+"""Helpers shared by the tests (in the spirit of keras-hub's TestCase helpers)."""
+
+import numpy as np
+
+from kerasrv.data import synthesis
+from kerasrv.data.idx import load_fashion_mnist
+
+
+def real_batch(card, n=16, seed=0):
+    """A batch (inputs, targets) of real Fashion-MNIST test data shaped for an entry's card.
+
+    Built straight from the IDX files with the same generators the datasets use, so the zoo's
+    tests do not depend on TFDS.
+    """
+    images, labels = load_fashion_mnist("test")
+    task, shape = card["task"], tuple(card["input_shape"])
+    rng = np.random.default_rng(seed)
+    if task == "classification":
+        index = rng.choice(len(images), n, replace=False)
+        return images[index][..., None].astype("float32") / 255.0, labels[index].astype("int32")
+    if task == "segmentation":
+        scenes = [synthesis.scene(rng, images, labels, canvas=shape[0]) for _ in range(n)]
+        x = np.stack([s["image"] for s in scenes]).astype("float32") / 255.0
+        return x, np.stack([s["mask"] for s in scenes]).astype("int32")
+    frames = shape[0] + 1 if task == "next_frame" else shape[0]
+    item = 28 if shape[1] >= 48 else 14
+    clips = [
+        synthesis.moving_sequence(rng, images, labels, canvas=shape[1], frames=frames,
+                                  item_size=item)
+        for _ in range(n)
+    ]
+    x = np.stack([c["frames"] for c in clips]).astype("float32") / 255.0
+    if task == "next_frame":
+        return x[:, :-1], x[:, 1:]
+    if task == "video_segmentation":
+        return x, np.stack([c["masks"] for c in clips]).astype("int32")
+    target = card.get("target", "label")
+    return x, np.array([c[target] for c in clips], dtype="int32")

@@ -1,0 +1,160 @@
+"""kerasrv.layers: equations against numpy, receptive fields, serialization, errors."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasrv import layers, zoo
+from kerasrv.architectures import row_rnn
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def randomize(layer, rng, scale=0.5):
+    layer.set_weights([rng.normal(0, scale, w.shape).astype("float32") for w in layer.get_weights()])
+
+
+def test_peephole_cell_matches_document_equations():
+    rng = np.random.default_rng(0)
+    units, steps, features, batch = 5, 6, 3, 4
+    rnn = keras.layers.RNN(layers.PeepholeLSTMCell(units), return_sequences=True)
+    x = rng.normal(size=(batch, steps, features)).astype("float32")
+    rnn(x)
+    randomize(rnn, rng)
+    kernel, recurrent, bias, peephole = rnn.cell.get_weights()
+    assert np.abs(peephole).min() > 0  # the peepholes take part in this check
+
+    h = np.zeros((batch, units))
+    c = np.zeros((batch, units))
+    expected = []
+    for t in range(steps):
+        z = x[:, t] @ kernel + h @ recurrent + bias
+        z_i, z_f, z_g, z_o = np.split(z, 4, axis=-1)
+        i = sigmoid(z_i + peephole[0] * c)  # input and forget gates see c_{t-1}
+        f = sigmoid(z_f + peephole[1] * c)
+        c = f * c + i * np.tanh(z_g)
+        o = sigmoid(z_o + peephole[2] * c)  # the output gate sees c_t
+        h = o * np.tanh(c)
+        expected.append(h)
+    np.testing.assert_allclose(rnn(x).numpy(), np.stack(expected, 1), atol=1e-5)
+
+
+def test_row_rnn_simple_cell_matches_document_equations():
+    rng = np.random.default_rng(1)
+    model = row_rnn(input_shape=(6, 5, 1), num_classes=4, cell="simple", units=7, num_layers=1,
+                    dropout=0.0)
+    for layer in model.layers:
+        randomize(layer, rng)
+    w_xh, w_hh, b_h = model.get_layer("simple1").get_weights()
+    w_hy, b_y = model.get_layer("head").get_weights()
+    x = rng.uniform(size=(3, 6, 5, 1)).astype("float32")
+
+    h = np.zeros((3, 7))
+    for t in range(6):  # row t is time step t: h_t = tanh(W_hh h_{t-1} + W_xh x_t + b)
+        h = np.tanh(h @ w_hh + x[:, t, :, 0] @ w_xh + b_h)
+    logits = h @ w_hy + b_y
+    softmax = np.exp(logits - logits.max(1, keepdims=True))
+    softmax /= softmax.sum(1, keepdims=True)
+    np.testing.assert_allclose(model(x).numpy(), softmax, atol=1e-5)
+
+
+def _gradient_from_far_corner(layer, shape=(1, 12, 12, 2)):
+    x = tf.random.uniform(shape)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        corner = tf.reduce_sum(y[0, 0, 0])
+    return tape.gradient(corner, x)[0, -1, -1].numpy()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_renet_output_sees_the_whole_image(cell):
+    gradient = _gradient_from_far_corner(layers.ReNet(4, cell=cell))
+    assert np.abs(gradient).max() > 1e-7
+
+
+def test_renet_with_patches_sees_the_whole_image():
+    gradient = _gradient_from_far_corner(layers.ReNet(4, patch_size=3))
+    assert np.abs(gradient).max() > 1e-7
+
+
+def test_cnn_of_the_same_depth_does_not_see_the_far_corner():
+    cnn = keras.Sequential(
+        [keras.layers.Conv2D(8, 3, padding="same"), keras.layers.Conv2D(8, 3, padding="same")]
+    )
+    assert np.abs(_gradient_from_far_corner(cnn)).max() == 0.0
+
+
+def test_image_to_sequence_reads_rows_and_columns():
+    x = np.arange(2 * 3 * 4 * 5, dtype="float32").reshape(2, 3, 4, 5)
+    rows = layers.ImageToSequence("rows")(x).numpy()
+    columns = layers.ImageToSequence("columns")(x).numpy()
+    assert rows.shape == (2, 3, 20) and columns.shape == (2, 4, 15)
+    np.testing.assert_array_equal(rows[:, 1], x[:, 1].reshape(2, -1))  # step 1 = row 1
+    np.testing.assert_array_equal(columns[:, 2], x[:, :, 2].reshape(2, -1))  # step 2 = column 2
+
+
+def test_framewise_matches_time_distributed():
+    inner = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, padding="same"),
+         keras.layers.BatchNormalization(), keras.layers.MaxPooling2D()]
+    )
+    x = np.random.default_rng(0).uniform(size=(3, 5, 8, 8, 1)).astype("float32")
+    folded = layers.FrameWise(inner)(x, training=False)
+    looped = keras.layers.TimeDistributed(inner)(x, training=False)
+    assert folded.shape == (3, 5, 4, 4, 4)
+    np.testing.assert_allclose(folded.numpy(), looped.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "layer, shape",
+    [
+        (layers.ImageToSequence("columns"), (2, 7, 7, 3)),
+        (layers.ReNet(6, patch_size=2, cell="gru"), (2, 8, 8, 1)),
+        (layers.FrameWise(keras.layers.Conv2D(3, 3, padding="same")), (2, 4, 8, 8, 1)),
+        (keras.layers.RNN(layers.PeepholeLSTMCell(5), return_sequences=True), (2, 6, 3)),
+    ],
+)
+def test_layers_round_trip_through_their_config(layer, shape):
+    x = np.random.default_rng(0).uniform(size=shape).astype("float32")
+    expected = layer(x)
+    config = keras.saving.serialize_keras_object(layer)
+    assert config["module"].startswith("kerasrv") or "kerasrv" in str(config)
+    clone = keras.saving.deserialize_keras_object(config)
+    clone(x)
+    clone.set_weights(layer.get_weights())
+    assert clone.get_config() == layer.get_config()
+    np.testing.assert_allclose(clone(x).numpy(), expected.numpy(), atol=1e-6)
+
+
+def test_bad_layer_arguments_say_what_was_expected():
+    with pytest.raises(ValueError, match="divisible by 3, got 8×8"):
+        layers.ReNet(4, patch_size=3)(np.zeros((1, 8, 8, 1), "float32"))
+    with pytest.raises(ValueError, match="expects input of shape \\(batch, height, width"):
+        layers.ImageToSequence()(np.zeros((1, 8, 8), "float32"))
+    with pytest.raises(ValueError, match="expected one of lstm, gru, simple, peephole"):
+        layers.recurrent("relu_lstm", 8)
+    with pytest.raises(ValueError, match="steps='rows' or 'columns'"):
+        layers.ImageToSequence("diagonals")
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_recurrent_layers_meet_the_cudnn_conditions(name):
+    model = zoo.build(name)
+    found = [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU))
+    ]
+    # ConvLSTM2D has no cuDNN kernel, and the peephole cell is documented as not one.
+    assert found or name.startswith("convlstm") or "peephole" in name
+    for rnn in found:
+        cell = rnn.cell
+        assert cell.activation is keras.activations.tanh, rnn.name
+        assert cell.recurrent_activation is keras.activations.sigmoid, rnn.name
+        assert cell.recurrent_dropout == 0 and not rnn.unroll and cell.use_bias, rnn.name
+        if isinstance(rnn, keras.layers.GRU):
+            assert cell.reset_after, rnn.name

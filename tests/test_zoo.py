@@ -1,0 +1,178 @@
+"""kerasrv.zoo: every entry builds, runs, learns, saves and re-heads; names resolve or explain."""
+
+import copy
+
+import keras
+import numpy as np
+import pytest
+from helpers import real_batch
+
+import kerasrv
+from kerasrv import zoo
+
+ENTRIES = zoo.list_models()
+ARCHITECTURES = {
+    "row_rnn", "cnn_lstm", "renet", "reseg", "lrcn", "convlstm_seg", "convlstm_predict"
+}
+
+
+def test_the_zoo_covers_every_architecture():
+    assert len(ENTRIES) >= 7
+    assert {name.split(".")[0] for name in ENTRIES} == ARCHITECTURES
+    assert set(zoo.list_architectures()) == ARCHITECTURES
+
+
+def test_list_models_filters_with_wildcards():
+    assert zoo.list_models("*lstm*") == sorted(n for n in ENTRIES if "lstm" in n)
+    assert "cnn_lstm.fmnist" in zoo.list_models("*lstm*")
+    assert zoo.list_models("row_rnn.*") == ["row_rnn.gru", "row_rnn.lstm", "row_rnn.peephole"]
+    assert zoo.list_models("nothing*") == []
+
+
+def test_bare_architecture_names_mean_the_default_entry():
+    assert zoo.get_entry("cnn_lstm").name == "cnn_lstm.fmnist"
+    assert zoo.get_entry("row_rnn").name == "row_rnn.lstm"
+
+
+@pytest.mark.parametrize("name", ["cnn_lsmt", "row_rnn.lsmt", "renet.cifar"])
+def test_unknown_names_raise_with_the_closest_names(name):
+    with pytest.raises(KeyError) as caught:
+        zoo.load(name, weights=None)
+    message = str(caught.value)
+    assert message.startswith(f"unknown model {name!r}; did you mean")
+    assert name.split(".")[0][:4] in message.split("did you mean")[1]
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_card_describes_the_model(name):
+    card = zoo.info(name)
+    model = zoo.load(name, weights=None)
+    assert card["name"] == name and card["architecture"] == name.split(".")[0]
+    assert card["task"] in zoo.TASKS
+    assert tuple(card["input_shape"]) == model.input_shape[1:]
+    assert tuple(card["output_shape"]) == model.output_shape[1:]
+    assert card["input_dtype"] == "float32" and card["input_range"] == [0.0, 1.0]
+    assert card["params"] == model.count_params()
+    assert model.input.name == card["input_name"]
+    if card["task"] == "next_frame":
+        assert card["num_classes"] is None and card["class_names"] is None
+    else:
+        assert card["output_shape"][-1] == card["num_classes"] == len(card["class_names"])
+    assert isinstance(card["metrics"], dict)
+    card["metrics"]["tampered"] = 1.0  # a copy: the zoo's card stays as it was
+    assert "tampered" not in zoo.info(name)["metrics"]
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_forward_pass_gives_the_cards_output_shape(name):
+    card = zoo.info(name)
+    model = zoo.load(name, weights=None)
+    x, _ = real_batch(card, n=2)
+    y = model(x, training=False).numpy()
+    assert y.shape == (2, *card["output_shape"])
+    assert np.isfinite(y).all()
+    if card["task"] == "next_frame":
+        assert y.min() >= 0.0 and y.max() <= 1.0
+    else:
+        np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-5)  # a distribution per sample/pixel
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_thirty_steps_on_one_batch_halve_the_loss(name):
+    card = zoo.info(name)
+    model = zoo.load(name, weights=None)
+    x, y = real_batch(card, n=16)
+    losses = [float(model.train_on_batch(x, y, return_dict=True)["loss"]) for _ in range(30)]
+    assert losses[-1] <= 0.5 * losses[0], f"loss went from {losses[0]:.4f} to {losses[-1]:.4f}"
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_keras_file_round_trip_gives_identical_outputs(name, tmp_path):
+    card = zoo.info(name)
+    model = zoo.load(name, weights=None)
+    x, y = real_batch(card, n=3)
+    model.train_on_batch(x, y)  # moves BatchNorm statistics and optimizer state off their init
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(loaded(x, training=False), model(x, training=False))
+    assert loaded.get_layer("head" if card["num_classes"] else "to_frame") is not None
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_config_round_trip_rebuilds_the_same_model(name):
+    card = zoo.info(name)
+    model = zoo.build(name)
+    config = model.get_config()
+    clone = keras.Model.from_config(copy.deepcopy(config))
+    assert clone.get_config() == config
+    clone.set_weights(model.get_weights())
+    x, _ = real_batch(card, n=2)
+    np.testing.assert_array_equal(clone(x, training=False), model(x, training=False))
+
+
+@pytest.mark.parametrize("name", [n for n in ENTRIES if zoo.info(n)["num_classes"]])
+def test_num_classes_replaces_only_the_head(name, tmp_path):
+    card = zoo.info(name)
+    trained = zoo.build(name)
+    path = tmp_path / "entry.weights.h5"
+    trained.save_weights(path)
+    reheaded = zoo.load(name, weights=path, num_classes=3)
+    assert reheaded.output_shape[1:] == (*card["output_shape"][:-1], 3)
+    for before, after in zip(trained.layers, reheaded.layers, strict=True):
+        if before.name == zoo.HEAD:
+            assert after.get_weights()[0].shape[-1] == 3
+            continue
+        for a, b in zip(before.get_weights(), after.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    x, y = real_batch(card, n=4)
+    reheaded.fit(x, np.minimum(y, 2), epochs=1, verbose=0)  # compiled and trainable
+
+
+def test_num_classes_does_not_apply_to_next_frame_prediction():
+    with pytest.raises(ValueError, match="num_classes does not apply"):
+        zoo.load("convlstm_predict", weights=None, num_classes=3)
+
+
+def test_weights_of_another_shape_are_refused_with_the_file_named(tmp_path):
+    path = tmp_path / "gru.weights.h5"
+    zoo.build("row_rnn.gru").save_weights(path)
+    with pytest.raises(zoo.WeightsError, match="gru.weights.h5"):
+        zoo.load("row_rnn.lstm", weights=path)
+
+
+def test_a_corrupt_weights_file_is_refused(tmp_path):
+    path = tmp_path / "broken.weights.h5"
+    path.write_bytes(b"not an hdf5 file")
+    with pytest.raises(zoo.WeightsError, match="broken.weights.h5"):
+        zoo.load("cnn_lstm", weights=path)
+    with pytest.raises(zoo.WeightsError, match="does not exist"):
+        zoo.load("cnn_lstm", weights=tmp_path / "missing.weights.h5")
+
+
+@pytest.mark.parametrize(
+    "name, metrics",
+    [
+        ("cnn_lstm", {"loss", "accuracy"}),
+        ("reseg", {"loss", "pixel_accuracy", "mean_iou"}),
+        ("lrcn", {"loss", "accuracy"}),
+        ("convlstm_seg", {"loss", "pixel_accuracy", "mean_iou"}),
+        ("convlstm_predict", {"loss", "mse"}),
+    ],
+)
+def test_load_compiles_with_the_tasks_loss_and_metrics(name, metrics):
+    model = zoo.load(name, weights=None)
+    x, y = real_batch(zoo.info(name), n=2)
+    results = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(results) == metrics
+    assert all(np.isfinite(v) for v in results.values())
+
+
+def test_input_shape_rebuilds_where_the_architecture_allows():
+    model = zoo.load("reseg", weights=None, input_shape=(32, 32, 1))
+    assert model.output_shape == (None, 32, 32, 11)
+
+
+def test_the_package_defaults_to_the_tensorflow_backend():
+    assert keras.backend.backend() == "tensorflow"
+    assert kerasrv.__version__
