@@ -8,8 +8,15 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 import kerasrv
+
+
+def training_choices(name):
+    from kerasrv import training
+
+    return getattr(training, name)
 
 
 def _format_metrics(metrics):
@@ -44,10 +51,57 @@ def cmd_info(args):
 
 
 def cmd_data_show(args):
-    from kerasrv.data import show
+    from kerasrv import pictures
 
-    path = show.write_grid(args.name, split=args.split, out=args.out, count=args.count)
+    path = pictures.dataset_grid(args.name, split=args.split, out=args.out, count=args.count)
     print(path)
+
+
+def cmd_train(args):
+    from kerasrv import training
+
+    record = training.train_entry(
+        args.name,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        out=args.out,
+        strategy=args.strategy,
+        precision=args.precision,
+        jit_compile=args.jit_compile,
+        seed=args.seed,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        frames=args.frames,
+    )
+    if record is not None:  # the chief reports; other workers only train
+        print(json.dumps({k: record[k] for k in ("name", "metrics", "evaluation")}, indent=1))
+        print(f"artifacts: {Path(args.out) / record['training']['run']}")
+
+
+def cmd_evaluate(args):
+    from kerasrv import evaluation
+
+    model, card = load_for_evaluation(args.target)
+    out = Path(args.out) / card["name"] if args.out else None
+    result = evaluation.evaluate(model, card, args.split, batch_size=args.batch_size, out_dir=out)
+    width = max(len(k) for k in result["metrics"])
+    print(f"{card['name']} on {result['split']} ({result['examples']} examples)")
+    for key, value in result["metrics"].items():
+        print(f"  {key.ljust(width)}  {value:.4f}")
+    for path in result.get("pictures", []):
+        print(f"picture: {path}")
+
+
+def load_for_evaluation(target):
+    """(model, card) for a zoo name, or for a directory written by `kerasrv train`."""
+    path = Path(target)
+    if path.is_dir() and (path / kerasrv.zoo.CONFIG_FILE).exists():
+        config = json.loads((path / kerasrv.zoo.CONFIG_FILE).read_text())
+        shape = config["builder_args"]["input_shape"]
+        model = kerasrv.zoo.load(config["name"], weights=path / kerasrv.zoo.WEIGHTS_FILE,
+                                 input_shape=shape)
+        return model, {**kerasrv.zoo.info(config["name"]), "input_shape": shape}
+    return kerasrv.zoo.load(target), kerasrv.zoo.info(target)
 
 
 def build_parser():
@@ -63,6 +117,27 @@ def build_parser():
     p = commands.add_parser("info", help="an entry's card as JSON")
     p.add_argument("name", help="entry or architecture name")
     p.set_defaults(run=cmd_info)
+
+    p = commands.add_parser("train", help="train an entry and write its artifacts")
+    p.add_argument("name", help="entry or architecture name")
+    p.add_argument("--epochs", type=int, help="default: the entry's recipe")
+    p.add_argument("--batch-size", type=int, help="global batch size; default: the recipe's")
+    p.add_argument("--out", default="runs", help="artifacts go to OUT/<entry>/ (default runs)")
+    p.add_argument("--strategy", default="auto", choices=training_choices("STRATEGIES"))
+    p.add_argument("--precision", default="float32", choices=training_choices("PRECISIONS"))
+    p.add_argument("--jit-compile", action="store_true", help="compile train steps with XLA")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--learning-rate", type=float, help="peak rate of the cosine schedule")
+    p.add_argument("--patience", type=int, help="EarlyStopping patience (default: none)")
+    p.add_argument("--frames", type=int, help="video entries: train on the first N frames only")
+    p.set_defaults(run=cmd_train)
+
+    p = commands.add_parser("evaluate", help="measure an entry on its test split")
+    p.add_argument("target", help="entry name, or a directory written by `kerasrv train`")
+    p.add_argument("--split", default="test", help="tfds split (default test)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", default="eval", help="pictures go to OUT/<entry>/ ('' for none)")
+    p.set_defaults(run=cmd_evaluate)
 
     p = commands.add_parser("data", help="the embedded datasets")
     data = p.add_subparsers(dest="data_command", required=True)
@@ -83,8 +158,12 @@ def main(argv=None):
         if os.environ.get("KERASRV_DEBUG"):
             raise
         from kerasrv.data.idx import DatasetError
+        from kerasrv.training import TrainingDiverged
         from kerasrv.zoo import UnknownModelError, WeightsError
 
+        if isinstance(error, TrainingDiverged):
+            print(f"kerasrv {args.command}: {error}", file=sys.stderr)
+            return 1
         if isinstance(error, (UnknownModelError, WeightsError, DatasetError, ValueError)):
             print(f"kerasrv {args.command}: error: {error}", file=sys.stderr)
             return 2

@@ -78,6 +78,7 @@ class Entry:
         target: the dataset feature it predicts ("label", "motion", "masks", "frames").
         class_names: names of the output classes, or None for next-frame prediction.
         description: one line for `kerasrv list`.
+        recipe: `kerasrv train` defaults: epochs and batch_size.
     """
 
     name: str
@@ -88,6 +89,7 @@ class Entry:
     target: str
     class_names: tuple | None
     description: str
+    recipe: dict
 
     @property
     def architecture(self):
@@ -109,8 +111,12 @@ def architecture(builder):
     return builder
 
 
-def register(name, *, task, dataset, target, class_names, description, default=False, **args):
-    """Declares a zoo entry `name` ("architecture.tag") built with the builder arguments `args`."""
+def register(name, *, task, dataset, target, class_names, description, recipe, default=False,
+             **args):
+    """Declares a zoo entry `name` ("architecture.tag") built with the builder arguments `args`.
+
+    `recipe` holds the training defaults (`epochs`, `batch_size`) that `kerasrv train` uses.
+    """
     arch, _, tag = name.partition(".")
     if arch not in _ARCHITECTURES:
         raise ValueError(f"entry {name!r}: no architecture {arch!r} is registered")
@@ -121,7 +127,7 @@ def register(name, *, task, dataset, target, class_names, description, default=F
     if name in _ENTRIES:
         raise ValueError(f"entry {name!r} is registered twice")
     _ENTRIES[name] = Entry(
-        name, _ARCHITECTURES[arch], args, task, dataset, target, class_names, description
+        name, _ARCHITECTURES[arch], args, task, dataset, target, class_names, description, recipe
     )
     if default or arch not in _DEFAULT_TAG:
         _DEFAULT_TAG[arch] = name

@@ -66,6 +66,7 @@ register(
     "cnn_lstm.fmnist",
     default=True,
     description="2 conv blocks (32, 64) → BiLSTM(128) over the feature map's columns",
+    recipe={"epochs": 15, "batch_size": 128},
     input_shape=(28, 28, 1),
     num_classes=10,
     task="classification",

@@ -42,6 +42,7 @@ class FashionMnistLocal(tfds.core.GeneratorBasedBuilder):
     """Fashion-MNIST (Xiao et al., 2017) read from local IDX files, never downloaded."""
 
     VERSION = tfds.core.Version("1.0.0")
+    disable_shuffling = True  # examples stay in IDX order: test[:k] is the first k test images
 
     def _info(self):
         return self.dataset_info_from_configs(
@@ -85,6 +86,7 @@ class MovingFashionMnist(tfds.core.GeneratorBasedBuilder):
     """Moving Fashion-MNIST: Srivastava et al. (2015)'s Moving MNIST recipe on Fashion-MNIST."""
 
     VERSION = tfds.core.Version("1.0.0")
+    disable_shuffling = True  # example i of a split is built from example_rng(seed, split, i)
     BUILDER_CONFIGS = [
         MovingConfig(
             name="default",
@@ -166,6 +168,7 @@ class FashionMnistScenes(tfds.core.GeneratorBasedBuilder):
     """Static scenes of 2–4 non-overlapping Fashion-MNIST items with per-pixel masks."""
 
     VERSION = tfds.core.Version("1.0.0")
+    disable_shuffling = True  # example i of a split is built from example_rng(seed, split, i)
     BUILDER_CONFIGS = [
         ScenesConfig(name="default", description="64×64 canvas, 2–4 items."),
         ScenesConfig(

@@ -120,6 +120,7 @@ def pipeline(
     one_hot=False,
     drop_remainder=False,
     seed=0,
+    frames=None,
     data_dir=None,
 ):
     """Batches of (inputs, targets) for a zoo entry, its card, or a task.
@@ -146,6 +147,8 @@ def pipeline(
         one_hot: one-hot classification targets instead of class ids.
         drop_remainder: drop the last, smaller batch.
         seed: shuffling seed.
+        frames: keep only the first `frames` frames of each clip (video classification and
+            segmentation), e.g. 1 for a single-frame baseline.
         data_dir: TFDS data directory.
 
     Returns:
@@ -175,6 +178,12 @@ def pipeline(
                 f"{', '.join(features.keys())}"
             )
     stored = tuple(features[input_key].shape)
+    if frames is not None:
+        if task not in ("video_classification", "video_segmentation"):
+            raise ValueError(f"frames= applies to video entries, not to a {task} entry")
+        stored = (min(frames, stored[0]), *stored[1:])
+        if shape is not None:
+            shape = (stored[0], *shape[1:])
     if task == "next_frame":
         stored = (stored[0] - 1, *stored[1:])
     convert = shape is not None and stored != shape
@@ -186,6 +195,9 @@ def pipeline(
 
     def select(example):
         x, y = example[input_key], example[target]
+        if frames is not None:
+            x = x[:frames]
+            y = y[:frames] if task == "video_segmentation" else y
         if convert:
             x = _fit_image(x, shape)
         return x, y

@@ -1,0 +1,197 @@
+"""Pictures: dataset grids, confusion matrices, predictions beside the ground truth (PNG)."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display is needed or assumed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from kerasrv.labels import SEGMENTATION_CLASSES  # noqa: E402
+
+
+def mask_colors(num_classes=len(SEGMENTATION_CLASSES)):
+    """RGBA colours per mask class: transparent background, one distinct colour per class."""
+    colors = plt.get_cmap("tab10")(np.arange(num_classes - 1) % 10)
+    colors[:, 3] = 0.55
+    return np.concatenate([np.zeros((1, 4)), colors])
+
+
+def overlay(ax, image, mask=None):
+    """Draws a grayscale image with its class mask (0 = background) tinted on top."""
+    ax.imshow(np.squeeze(image), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    if mask is not None:
+        ax.imshow(mask_colors()[np.asarray(mask)], interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _legend(fig):
+    colors = mask_colors()
+    handles = [
+        matplotlib.patches.Patch(color=colors[i][:3], label=SEGMENTATION_CLASSES[i])
+        for i in range(1, len(SEGMENTATION_CLASSES))
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, frameon=False)
+
+
+def dataset_grid(name, split="test", out=None, count=8, data_dir=None):
+    """Writes a PNG of `count` examples of a dataset and returns its path.
+
+    Images are shown with their class names; scenes with their masks tinted by class; sequences
+    one per row, frame by frame, with masks, the item's class and its direction of motion.
+
+    Args:
+        name: a tfds name ("fashion_mnist_local", "fashion_mnist_scenes",
+            "moving_fashion_mnist/small", ...).
+        split: which split.
+        out: PNG path; default "<name>-<split>.png" in the working directory.
+        count: number of examples.
+        data_dir: TFDS data directory.
+
+    Returns:
+        The `Path` written.
+    """
+    import tensorflow_datasets as tfds
+
+    from kerasrv.data import load_split
+
+    ds, info = load_split(name, f"{split}[:{count}]", data_dir)
+    examples = list(tfds.as_numpy(ds))
+    features = info.features
+    out = Path(out or f"{name.replace('/', '-')}-{split}.png")
+    if "frames" in features:
+        steps = examples[0]["frames"].shape[0]
+        fig, axes = plt.subplots(
+            len(examples), steps, figsize=(1.1 * steps, 1.25 * len(examples) + 0.8), squeeze=False
+        )
+        for row, example in zip(axes, examples):
+            for t, ax in enumerate(row):
+                overlay(ax, example["frames"][t], example["masks"][t])
+            label = features["label"].int2str(example["label"])
+            motion = features["motion"].int2str(example["motion"])
+            row[0].set_ylabel(f"{label}\n→ {motion}", fontsize=7, rotation=0, ha="right")
+        _legend(fig)
+        fig.suptitle(f"{name} ({split}): frames left to right, masks tinted", fontsize=10)
+    elif "mask" in features:
+        columns = min(4, len(examples))
+        rows = -(-len(examples) // columns)
+        fig, axes = plt.subplots(rows, 2 * columns, figsize=(2.4 * columns, 1.5 * rows + 0.8),
+                                 squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for i, example in enumerate(examples):
+            r, c = divmod(i, columns)
+            overlay(axes[r, 2 * c], example["image"])
+            overlay(axes[r, 2 * c + 1], example["image"], example["mask"])
+            axes[r, 2 * c].axis("on")
+            axes[r, 2 * c + 1].axis("on")
+        _legend(fig)
+        fig.suptitle(f"{name} ({split}): image, then its mask tinted by class", fontsize=10)
+    else:
+        columns = min(8, len(examples))
+        rows = -(-len(examples) // columns)
+        fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows + 0.4),
+                                 squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, example in zip(axes.flat, examples):
+            overlay(ax, example["image"])
+            ax.set_title(features["label"].int2str(example["label"]), fontsize=8)
+        fig.suptitle(f"{name} ({split})", fontsize=10)
+    return _save(fig, out)
+
+
+def _save(fig, out):
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def confusion_matrix(confusion, class_names, out, title):
+    """Draws a confusion matrix (rows: truth, columns: prediction) with counts in the cells."""
+    confusion = np.asarray(confusion)
+    size = 0.55 * len(class_names) + 2
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    rates = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(ticks, class_names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (i, j), count in np.ndenumerate(confusion):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=6,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
+    ax.set_title(title, fontsize=10)
+    return _save(fig, out)
+
+
+def draw_evaluation(card, result, shown, out_dir):
+    """The pictures of an evaluation: a confusion matrix or predictions beside the truth.
+
+    Args:
+        card: the entry's card.
+        result: what `kerasrv.evaluation.evaluate` measured.
+        shown: up to 8 (input, target, prediction) triples, as numpy arrays.
+        out_dir: the directory to write into.
+
+    Returns:
+        The paths written.
+    """
+    task, name = card["task"], card["name"]
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
+    title = f"{name} on {result['split']} ({result['examples']} examples): {metrics}"
+    written = []
+    if "confusion_matrix" in result:
+        written.append(confusion_matrix(result["confusion_matrix"], card["class_names"],
+                                        out_dir / "confusion_matrix.png", title))
+    if task == "segmentation":
+        fig, axes = plt.subplots(len(shown), 3, figsize=(5.4, 1.8 * len(shown) + 0.8),
+                                 squeeze=False)
+        for row, (x, y, p) in zip(axes, shown):
+            image = x * 255
+            overlay(row[0], image)
+            overlay(row[1], image, y)
+            overlay(row[2], image, p.argmax(-1))
+        for ax, label in zip(axes[0], ("image", "true mask", "predicted mask")):
+            ax.set_title(label, fontsize=9)
+    elif task in ("video_segmentation", "next_frame", "video_classification"):
+        clips = shown[:3]
+        steps = clips[0][0].shape[0]
+        fig, axes = plt.subplots(2 * len(clips), steps, figsize=(1.1 * steps, 2.3 * len(clips) + 1),
+                                 squeeze=False)
+        for c, (x, y, p) in enumerate(clips):
+            top, bottom = axes[2 * c], axes[2 * c + 1]
+            for t in range(steps):
+                if task == "video_segmentation":
+                    overlay(top[t], x[t] * 255, y[t])
+                    overlay(bottom[t], x[t] * 255, p[t].argmax(-1))
+                elif task == "next_frame":
+                    overlay(top[t], y[t] * 255)
+                    overlay(bottom[t], p[t] * 255)
+                else:
+                    overlay(top[t], x[t] * 255)
+                    bottom[t].axis("off")
+            labels = {"video_segmentation": ("true masks", "predicted"),
+                      "next_frame": ("true next frames", "predicted")}.get(task)
+            if labels:
+                top[0].set_ylabel(labels[0], fontsize=7)
+                bottom[0].set_ylabel(labels[1], fontsize=7)
+            else:
+                names = card["class_names"]
+                bottom[0].text(0, 0.5, f"true: {names[int(y)]}\npredicted: {names[int(p.argmax())]}",
+                               fontsize=8, transform=bottom[0].transAxes)
+    else:
+        return written
+    if task in ("segmentation", "video_segmentation"):
+        _legend(fig)
+    fig.suptitle(title, fontsize=8)
+    written.append(_save(fig, out_dir / "predictions.png"))
+    return written
