@@ -1,4 +1,4 @@
-"""`kerasrv` on the command line: list, info, data show (and the commands later issues add).
+"""`kerasrv` on the command line: list, info, train, evaluate, export, data show.
 
 Errors a user can cause (unknown names, bad data, bad arguments) print one line and exit with
 status 2, without a traceback; KERASRV_DEBUG=1 shows the traceback instead.
@@ -37,11 +37,7 @@ def cmd_list(args):
                 _format_metrics(card["metrics"]) or "—",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for i, row in enumerate(rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    _table(rows)
     if not names:
         print(f"(no entry matches {args.pattern!r})")
 
@@ -72,6 +68,8 @@ def cmd_train(args):
         learning_rate=args.learning_rate,
         patience=args.patience,
         frames=args.frames,
+        train_split=args.train_split,
+        validation_split=args.validation_split,
     )
     if record is not None:  # the chief reports; other workers only train
         print(json.dumps({k: record[k] for k in ("name", "metrics", "evaluation")}, indent=1))
@@ -90,6 +88,44 @@ def cmd_evaluate(args):
         print(f"  {key.ljust(width)}  {value:.4f}")
     for path in result.get("pictures", []):
         print(f"picture: {path}")
+
+
+def cmd_export(args):
+    from kerasrv import export
+
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    result = export.export(args.target, formats, args.out, parity_samples=args.parity_samples)
+    print(f"exported {args.target} to {result['directory']}")
+    report = result["parity"]
+    rows = [("format", "file", "size", "max |Δ| b1/b7", "agreement b1/b7", "latency b1",
+             "parity")]
+    for name, path in result["files"].items():
+        cells = [name, str(path.relative_to(result["directory"].parent.parent)), "", "", "", "",
+                 ""]
+        if report:
+            m = report["formats"][name]
+            cells[2:] = [
+                f"{m['size_bytes'] / 1e6:.2f} MB",
+                f"{m['batch_1']['max_abs_diff']:.1e}/{m['batch_7']['max_abs_diff']:.1e}",
+                f"{m['batch_1']['agreement']:.4f}/{m['batch_7']['agreement']:.4f}",
+                f"{m['latency_ms_batch_1']:.2f} ms",
+                "passes" if m["passes"] else "FAILS",
+            ]
+        rows.append(tuple(cells))
+    _table(rows)
+    if report:
+        print(f"parity on {report['samples']} test samples; agreement = {report['agreement_measure']}")
+    if args.record:
+        path = export.record_in_card(args.target, result)
+        print(f"recorded in {path}")
+
+
+def _table(rows):
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for i, row in enumerate(rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
 
 
 def load_for_evaluation(target):
@@ -130,6 +166,8 @@ def build_parser():
     p.add_argument("--learning-rate", type=float, help="peak rate of the cosine schedule")
     p.add_argument("--patience", type=int, help="EarlyStopping patience (default: none)")
     p.add_argument("--frames", type=int, help="video entries: train on the first N frames only")
+    p.add_argument("--train-split", help="tfds split to train on (default train[:90%%])")
+    p.add_argument("--validation-split", help="split that picks the best epoch (train[90%%:])")
     p.set_defaults(run=cmd_train)
 
     p = commands.add_parser("evaluate", help="measure an entry on its test split")
@@ -138,6 +176,18 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", default="eval", help="pictures go to OUT/<entry>/ ('' for none)")
     p.set_defaults(run=cmd_evaluate)
+
+    p = commands.add_parser("export", help="SavedModel and TFLite files, checked against Keras")
+    p.add_argument("target", help="entry name or a .keras file of a zoo architecture")
+    p.add_argument("--format", default="saved_model,tflite",
+                   help="comma-separated: saved_model, tflite, tflite_dynamic, tflite_float16, "
+                   "tflite_int8 (default saved_model,tflite)")
+    p.add_argument("--out", default="export", help="export root (default export/)")
+    p.add_argument("--parity-samples", type=int, default=1000,
+                   help="real test samples for parity.json (0 skips it)")
+    p.add_argument("--record", action="store_true",
+                   help="write the parity summary into the shipped entry's card.json")
+    p.set_defaults(run=cmd_export)
 
     p = commands.add_parser("data", help="the embedded datasets")
     data = p.add_subparsers(dest="data_command", required=True)
@@ -164,7 +214,8 @@ def main(argv=None):
         if isinstance(error, TrainingDiverged):
             print(f"kerasrv {args.command}: {error}", file=sys.stderr)
             return 1
-        if isinstance(error, (UnknownModelError, WeightsError, DatasetError, ValueError)):
+        if isinstance(error, (UnknownModelError, WeightsError, DatasetError, ValueError,
+                              FileNotFoundError)):
             print(f"kerasrv {args.command}: error: {error}", file=sys.stderr)
             return 2
         raise

@@ -60,6 +60,7 @@ def strategy_for(name="auto"):
                 'workers; set e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:port", '
                 '"host2:port"]}, "task": {"type": "worker", "index": 0}}\''
             )
+        _support_multi_worker()
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored":
@@ -68,6 +69,48 @@ def strategy_for(name="auto"):
     if name == "auto" and len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def _support_multi_worker():
+    """Mends the two places where Keras 3.15's `fit` breaks under MultiWorkerMirroredStrategy.
+
+    Both are reductions across workers that TensorFlow refuses (keras-team/keras#20585):
+    1. before its first step, the trainer builds the model symbolically from the first batch,
+       averaged across replicas; the average fails ("Attempt to convert a value (PerReplica...").
+       The build reads only shapes and dtypes, which one replica's batch has too.
+    2. after each step, it averages the per-replica logs with `reduce("MEAN", v, axis=0)`,
+       which fails on the scalar metric values ("Invalid reduction dimension 0"); averaging
+       whole values (axis=None) is what a mean over workers means for scalars.
+    Single-process strategies keep Keras' own code paths.
+    """
+    from keras.src.backend.tensorflow import trainer
+
+    if getattr(trainer, "kerasrv_multi_worker", False):
+        return
+    build, reduce_per_replica = trainer.TensorFlowTrainer._maybe_symbolic_build, trainer.reduce_per_replica
+
+    def multi_worker(strategy):
+        return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+    def build_from_one_replica(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy
+        if iterator is not None and multi_worker(strategy):
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0], next(batches)
+                )
+                break
+            iterator = None
+        return build(self, iterator=iterator, data_batch=data_batch)
+
+    def reduce_whole_values(values, strategy, reduction):
+        if multi_worker(strategy) and reduction in ("auto", "mean"):
+            return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return reduce_per_replica(values, strategy, reduction)
+
+    trainer.TensorFlowTrainer._maybe_symbolic_build = build_from_one_replica
+    trainer.reduce_per_replica = reduce_whole_values
+    trainer.kerasrv_multi_worker = True
 
 
 def _tf_config():
@@ -84,9 +127,16 @@ def is_chief():
 
 
 class _StopOnNaN(keras.callbacks.TerminateOnNaN):
-    """TerminateOnNaN that remembers where the loss went bad."""
+    """TerminateOnNaN that remembers where the loss went bad and puts the last good weights back.
 
-    where = None
+    Restoring at once matters: the epoch still ends after the stop, and a validation accuracy
+    measured on NaN weights is a finite number that ModelCheckpoint would take for progress.
+    """
+
+    def __init__(self, checkpoint):
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.where = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -95,6 +145,7 @@ class _StopOnNaN(keras.callbacks.TerminateOnNaN):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)) and self.where is None:
             self.where = (self._epoch + 1, batch + 1, float(loss))
+            self.model.load_weights(self.checkpoint)
         super().on_batch_end(batch, logs)
 
 
@@ -144,7 +195,7 @@ def fit(model, train_ds, val_ds, *, epochs, out_dir, monitor="val_loss", mode="m
     if not resuming:
         log.unlink(missing_ok=True)
         model.save_weights(best)
-    guard = _StopOnNaN()
+    guard = _StopOnNaN(best)
     standard = [
         keras.callbacks.BackupAndRestore(str(out / "backup")),
         guard,
@@ -223,6 +274,8 @@ def train_entry(
     learning_rate=None,
     patience=None,
     frames=None,
+    train_split=None,
+    validation_split=None,
     data_dir=None,
     command=None,
     verbose="auto",
@@ -250,6 +303,8 @@ def train_entry(
         patience: EarlyStopping patience in epochs (default: none).
         frames: train a video entry on its first `frames` frames only (a baseline: what a
             single frame tells); artifacts go to `<out>/<entry>-frames<N>/`.
+        train_split: tfds split to train on (default: the first 90% of train).
+        validation_split: tfds split that picks the best epoch (default: the last 10%).
         data_dir: TFDS data directory.
         command: the command line to record in the card (default: this process's).
         verbose: progress bar setting.
@@ -259,13 +314,13 @@ def train_entry(
     """
     from kerasrv import data, evaluation
 
+    dist = strategy_for(strategy)  # first: multi-worker collectives must precede any op
     entry = zoo.get_entry(name)
     recipe = dict(entry.recipe)
     epochs = epochs or recipe["epochs"]
     batch_size = batch_size or recipe["batch_size"]
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(precision)
-    dist = strategy_for(strategy)
 
     card = zoo.info(entry.name)
     input_shape = tuple(card["input_shape"])
@@ -277,9 +332,10 @@ def train_entry(
         run_name = f"{entry.name}-frames{frames}"
     artifacts = Path(out) / run_name
 
-    def batches(split, shuffle):
-        ds = data.pipeline(card, split, batch_size, shuffle=shuffle, seed=seed,
-                           data_dir=data_dir, frames=frames)
+    def batches(split, training):
+        ds = data.pipeline(card, split, batch_size, shuffle=training, seed=seed,
+                           data_dir=data_dir, frames=frames,
+                           augment=training and recipe.get("augment", False))
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.DATA
@@ -287,8 +343,10 @@ def train_entry(
         return ds.with_options(options)
 
     holdout = 100 - VALIDATION_FRACTION
-    train_ds = batches(f"train[:{holdout}%]", shuffle=True)
-    val_ds = batches(f"train[{holdout}%:]", shuffle=False)
+    train_split = train_split or f"train[:{holdout}%]"
+    validation_split = validation_split or f"train[{holdout}%:]"
+    train_ds = batches(train_split, training=True)
+    val_ds = batches(validation_split, training=False)
     steps = int(train_ds.cardinality())
     with dist.scope():
         model = zoo.build(entry.name, input_shape=input_shape)
@@ -298,11 +356,13 @@ def train_entry(
         if jit_compile:
             model.jit_compile = True
     monitor, mode = _monitor(entry.task)
+    if verbose == "auto":  # a progress bar on a terminal, one line per epoch in a log file
+        verbose = 1 if sys.stdout.isatty() else 2
     start = time.perf_counter()
     # Every worker keeps its own checkpoints; the chief's are the ones that count.
     index = _tf_config().get("task", {}).get("index", 0)
     checkpoints = artifacts / ("train" if is_chief() else f"train-worker{index}")
-    history = fit(model, train_ds, val_ds, epochs=epochs, out_dir=checkpoints,
+    fit(model, train_ds, val_ds, epochs=epochs, out_dir=checkpoints,
                   monitor=monitor, mode=mode, patience=patience, verbose=verbose)
     wall = time.perf_counter() - start
     if not is_chief():
@@ -337,16 +397,16 @@ def train_entry(
             "command": command or shlex.join(["kerasrv", *sys.argv[1:]]),
             "seed": seed,
             "epochs": epochs,
-            "epochs_run": len(history.epoch),
-            "best_epoch": _best_epoch(artifacts / "train" / "log.csv", monitor, mode),
+            **_epochs_run(checkpoints / "log.csv", monitor, mode),
             "batch_size": batch_size,
+            "augment": recipe.get("augment", False),
             "learning_rate": peak,
             "precision": precision,
             "strategy": type(dist).__name__,
             "replicas": dist.num_replicas_in_sync,
             "dataset": card["dataset"],
-            "train_split": f"train[:{holdout}%]",
-            "validation_split": f"train[{holdout}%:]",
+            "train_split": train_split,
+            "validation_split": validation_split,
             "wall_time_s": round(wall, 1),
             "hardware": hardware(),
             "versions": versions(),
@@ -357,8 +417,9 @@ def train_entry(
     return record
 
 
-def _best_epoch(log_path, monitor, mode):
+def _epochs_run(log_path, monitor, mode):
+    """Epochs run (resumed runs included) and the best one, from the run's CSV log."""
     with open(log_path) as f:
         rows = [(int(r["epoch"]) + 1, float(r[monitor])) for r in csv.DictReader(f)]
     pick = max if mode == "max" else min
-    return pick(rows, key=lambda row: row[1])[0] if rows else None
+    return {"epochs_run": len(rows), "best_epoch": pick(rows, key=lambda row: row[1])[0]}

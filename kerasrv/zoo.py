@@ -20,6 +20,7 @@ import fnmatch
 import functools
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import keras
@@ -78,7 +79,8 @@ class Entry:
         target: the dataset feature it predicts ("label", "motion", "masks", "frames").
         class_names: names of the output classes, or None for next-frame prediction.
         description: one line for `kerasrv list`.
-        recipe: `kerasrv train` defaults: epochs and batch_size.
+        recipe: `kerasrv train` defaults: epochs, batch_size, and augment (random flips and
+            shifts of the training images).
     """
 
     name: str
@@ -115,7 +117,7 @@ def register(name, *, task, dataset, target, class_names, description, recipe, d
              **args):
     """Declares a zoo entry `name` ("architecture.tag") built with the builder arguments `args`.
 
-    `recipe` holds the training defaults (`epochs`, `batch_size`) that `kerasrv train` uses.
+    `recipe` holds the training defaults (`epochs`, `batch_size`, `augment`) of `kerasrv train`.
     """
     arch, _, tag = name.partition(".")
     if arch not in _ARCHITECTURES:
@@ -163,7 +165,13 @@ def get_entry(name):
 
 
 def models_dir():
-    """Where trained entries live: `kerasrv/models` in a wheel, `models/` in a source checkout."""
+    """Where trained entries live.
+
+    $KERASRV_MODELS_DIR when set (entries you trained yourself), else `kerasrv/models` in an
+    installed wheel, else `models/` in a source checkout.
+    """
+    if os.environ.get("KERASRV_MODELS_DIR"):
+        return Path(os.environ["KERASRV_MODELS_DIR"])
     package = Path(__file__).resolve().parent
     for candidate in (package / "models", package.parent / "models"):
         if candidate.is_dir():

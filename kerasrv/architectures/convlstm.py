@@ -82,7 +82,7 @@ def convlstm_seg(
     num_classes=11,
     *,
     filters=(16, 32),
-    recurrent_filters=(32,),
+    recurrent_filters=(64,),
 ):
     """Per-frame encoder → ConvLSTM2D → per-frame decoder → per-pixel softmax for every frame.
 
@@ -148,7 +148,7 @@ def convlstm_predict(
 register(
     "convlstm_seg.moving",
     default=True,
-    description="per-frame encoder → ConvLSTM2D(32) → decoder: a mask for every frame",
+    description="per-frame encoder → ConvLSTM2D(64) → decoder: a mask for every frame",
     recipe={"epochs": 10, "batch_size": 16},
     input_shape=(10, 64, 64, 1),
     num_classes=len(SEGMENTATION_CLASSES),

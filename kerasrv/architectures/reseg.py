@@ -80,7 +80,7 @@ register(
     "reseg.scenes",
     default=True,
     description="conv encoder → 2 ReNet (BiLSTM 64) → decoder; 2–4 items on a 64×64 canvas",
-    recipe={"epochs": 15, "batch_size": 32},
+    recipe={"epochs": 15, "batch_size": 32, "augment": True},
     input_shape=(64, 64, 1),
     num_classes=len(SEGMENTATION_CLASSES),
     task="segmentation",

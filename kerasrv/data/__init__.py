@@ -14,5 +14,13 @@ Example:
 from kerasrv.data.builders import NAMES as BUILDERS
 from kerasrv.data.idx import DatasetError, load_fashion_mnist
 from kerasrv.data.pipeline import load_split, pipeline
+from kerasrv.data.tasks import coarse_fashion_mnist
 
-__all__ = ["BUILDERS", "DatasetError", "load_fashion_mnist", "load_split", "pipeline"]
+__all__ = [
+    "BUILDERS",
+    "DatasetError",
+    "coarse_fashion_mnist",
+    "load_fashion_mnist",
+    "load_split",
+    "pipeline",
+]

@@ -20,6 +20,7 @@ DEFAULT_TARGETS = {
 }
 VIDEO_TASKS = ("video_classification", "video_segmentation", "next_frame")
 SHUFFLE_BUFFER = 20_000  # whole datasets up to this size shuffle perfectly
+AUGMENT_SHIFT = 2  # pixels
 
 
 def load_split(dataset, split, data_dir=None):
@@ -95,6 +96,21 @@ def _fit_image(image, shape):
     return image
 
 
+def _flip_and_shift(x, y):
+    """A random horizontal flip and a shift of up to AUGMENT_SHIFT pixels (zeros fill in).
+
+    Applied to the image and, for segmentation, to its mask in the same way.
+    """
+    stacked = tf.concat([x, tf.cast(y[..., None], x.dtype)], -1) if y.shape.rank >= 2 else x
+    stacked = tf.image.random_flip_left_right(stacked)
+    height, width = stacked.shape[0], stacked.shape[1]
+    padded = tf.pad(stacked, [[AUGMENT_SHIFT] * 2, [AUGMENT_SHIFT] * 2, [0, 0]])
+    stacked = tf.image.random_crop(padded, (height, width, stacked.shape[-1]))
+    if y.shape.rank >= 2:
+        return stacked[..., :-1], tf.cast(stacked[..., -1], y.dtype)
+    return stacked, y
+
+
 def in_memory(ds):
     """Reads a finite dataset into memory once; every later pass reads from there.
 
@@ -121,6 +137,7 @@ def pipeline(
     drop_remainder=False,
     seed=0,
     frames=None,
+    augment=False,
     data_dir=None,
 ):
     """Batches of (inputs, targets) for a zoo entry, its card, or a task.
@@ -149,6 +166,9 @@ def pipeline(
         seed: shuffling seed.
         frames: keep only the first `frames` frames of each clip (video classification and
             segmentation), e.g. 1 for a single-frame baseline.
+        augment: random horizontal flips and shifts of up to `AUGMENT_SHIFT` pixels, for
+            training image classifiers and segmenters (a mask moves with its image). Videos are
+            never augmented: a flip would change their motion labels.
         data_dir: TFDS data directory.
 
     Returns:
@@ -209,6 +229,10 @@ def pipeline(
         count = int(ds.cardinality())
         buffer = count if 0 < count <= SHUFFLE_BUFFER else SHUFFLE_BUFFER
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if augment:
+        if task not in ("classification", "segmentation"):
+            raise ValueError(f"augment= applies to image tasks, not to a {task} entry")
+        ds = ds.map(_flip_and_shift, num_parallel_calls=tf.data.AUTOTUNE)
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)

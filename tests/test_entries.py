@@ -1,0 +1,141 @@
+"""The trained entries under models/: their cards hold, their weights load and fine-tune."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from kerasrv import evaluation, zoo
+from kerasrv.data import coarse_fashion_mnist
+
+ENTRIES = zoo.list_models()
+ROOT = Path(__file__).resolve().parent.parent
+
+# The targets of the trained entries (issue 4), on their test splits.
+TARGETS = {
+    "row_rnn.lstm": ("accuracy", 0.90),
+    "cnn_lstm.fmnist": ("accuracy", 0.93),
+    "renet.fmnist": ("accuracy", 0.92),
+    "reseg.scenes": ("mean_iou", 0.70),
+    "convlstm_seg.moving": ("mean_iou", 0.70),
+    "lrcn.motion": ("accuracy", 0.95),
+}
+
+
+def _card(name):
+    directory = zoo.shipped(name)
+    assert directory is not None, f"{name} ships no trained weights"
+    return json.loads((directory / zoo.CARD_FILE).read_text())
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_every_entry_ships_weights_that_match_its_card(name):
+    card = _card(name)
+    weights = zoo.shipped(name) / zoo.WEIGHTS_FILE
+    assert card["weights"]["sha256"] == zoo.sha256(weights)
+    training = card["training"]
+    assert training["command"].startswith(f"kerasrv train {name}")
+    for key in ("seed", "epochs", "wall_time_s", "hardware", "versions", "date"):
+        assert training[key] not in (None, ""), key
+    assert zoo.info(name)["metrics"] == card["metrics"] and card["metrics"]
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_card_metrics_are_re_measured_from_the_weights(name, tfds_dir):
+    card = _card(name)
+    model = zoo.load(name)
+    measured = evaluation.evaluate(model, zoo.info(name), card["check"]["split"],
+                                   data_dir=tfds_dir)
+    for metric, value in card["check"]["metrics"].items():
+        assert measured["metrics"][metric] == pytest.approx(value, abs=2e-3), metric
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_entries_reach_their_targets(name):
+    metric, target = TARGETS[name]
+    assert _card(name)["metrics"][metric] >= target
+
+
+def test_next_frame_prediction_beats_copying_the_last_frame_by_40_percent():
+    metrics = _card("convlstm_predict.moving")["metrics"]
+    assert metrics["mse"] <= 0.6 * metrics["copy_last_mse"]
+
+
+def test_motion_needs_the_sequence():
+    card = _card("lrcn.motion")
+    assert card["metrics"]["accuracy"] - card["baselines"]["single_frame"]["accuracy"] >= 0.30
+
+
+def test_a_weights_file_that_does_not_match_its_card_is_refused(tmp_path, monkeypatch):
+    shutil.copytree(zoo.shipped("row_rnn.lstm"), tmp_path / "row_rnn.lstm",
+                    ignore=shutil.ignore_patterns("train*"))
+    weights = tmp_path / "row_rnn.lstm" / zoo.WEIGHTS_FILE
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    monkeypatch.setenv("KERASRV_MODELS_DIR", str(tmp_path))
+    with pytest.raises(zoo.WeightsError, match=f"refusing to load {weights}: its sha256"):
+        zoo.load("row_rnn.lstm")
+
+
+def test_num_classes_keeps_every_trained_weight_but_the_head():
+    entry = zoo.load("cnn_lstm")
+    reheaded = zoo.load("cnn_lstm", num_classes=4)
+    for before, after in zip(entry.layers, reheaded.layers, strict=True):
+        if before.name == zoo.HEAD:
+            assert after.get_weights()[0].shape == (before.get_weights()[0].shape[0], 4)
+        else:
+            for a, b in zip(before.get_weights(), after.get_weights(), strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_fine_tuning_from_the_entry_beats_fresh_weights_on_a_new_task():
+    x, y = coarse_fashion_mnist("train", count=500, seed=0)
+    test_x, test_y = coarse_fashion_mnist("test")
+    accuracy = {}
+    for start in ("default", None):
+        keras.utils.set_random_seed(0)
+        model = zoo.load("cnn_lstm", weights=start, num_classes=4)
+        model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+        accuracy[start] = model.evaluate(test_x, test_y, verbose=0, return_dict=True)["accuracy"]
+    assert accuracy["default"] >= accuracy[None] + 0.05, accuracy
+
+
+@pytest.mark.skipif(not (ROOT / "setup.cfg").exists(), reason="needs the source checkout")
+def test_an_installed_wheel_loads_the_trained_weights(tmp_path):
+    """pip install . into a fresh venv, then load an entry from another directory."""
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    # The heavy dependencies come from this test's environment; the wheel is built and installed.
+    site = next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
+    target_site = subprocess.check_output(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+    ).strip()
+    Path(target_site, "dependencies.pth").write_text(site + "\n")
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    str(ROOT)], check=True, cwd=tmp_path)
+    script = (
+        "import json, kerasrv, numpy as np\n"
+        "from pathlib import Path\n"
+        "model = kerasrv.zoo.load('cnn_lstm')\n"
+        "print(json.dumps({'file': kerasrv.__file__, 'weights': kerasrv.zoo.info('cnn_lstm')"
+        "['weights']['path'], 'sum': float(sum(np.abs(w).sum() for w in model.get_weights()))}))\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run([python, "-c", script], cwd=elsewhere, capture_output=True, text=True,
+                            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["file"].startswith(target_site)
+    assert loaded["weights"].startswith(target_site)
+    here = zoo.load("cnn_lstm")
+    assert loaded["sum"] == pytest.approx(float(sum(np.abs(w).sum() for w in here.get_weights())))

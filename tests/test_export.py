@@ -1,0 +1,250 @@
+"""kerasrv.export: SavedModel and TFLite artifacts of every entry, checked against Keras."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from kerasrv import data, export, zoo
+
+ENTRIES = zoo.list_models()
+QUANTIZED = ("tflite_dynamic", "tflite_float16", "tflite_int8")
+# Real test samples for the agreement of quantized formats: enough for 99% to mean something
+# for labels; masks carry thousands of pixels each.
+AGREEMENT_SAMPLES = {
+    "classification": 100,
+    "video_classification": 100,
+    "segmentation": 20,
+    "video_segmentation": 10,
+    "next_frame": 10,
+}
+
+# Runs in a process where `import kerasrv` fails: the SavedModel must need nothing from it.
+WITHOUT_KERASRV = """
+import sys
+sys.modules["kerasrv"] = None  # any import of kerasrv now raises ImportError
+import numpy as np, tensorflow as tf
+jobs = np.load(sys.argv[1], allow_pickle=True).item()
+outputs = {}
+for name, (directory, input_name, output_name, x) in jobs.items():
+    signature = tf.saved_model.load(directory).signatures["serving_default"]
+    outputs[name] = {
+        size: np.concatenate([signature(**{input_name: tf.constant(x[i:i + size])})[output_name]
+                              for i in range(0, len(x), size)])
+        for size in (1, 7)
+    }
+np.save(sys.argv[2], outputs, allow_pickle=True)
+"""
+
+
+def _test_inputs(card, count, tfds_dir):
+    ds = data.pipeline(card, f"test[:{count}]", 64, shuffle=False, data_dir=tfds_dir)
+    xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in ds))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory, tfds_dir):
+    """Every entry exported once in every format (parity is measured by the tests here)."""
+    out = tmp_path_factory.mktemp("export")
+    made = {}
+    for name in ENTRIES:
+        result = export.export(name, export.FORMATS, out, parity_samples=0, data_dir=tfds_dir)
+        card = zoo.info(name)
+        x, y = _test_inputs(card, AGREEMENT_SAMPLES[card["task"]], tfds_dir)
+        keras_outputs = zoo.load(name).predict(x, batch_size=64, verbose=0)
+        made[name] = {**result, "card": card, "x": x, "y": y, "keras": keras_outputs}
+    return made
+
+
+@pytest.fixture(scope="module")
+def saved_model_outputs(exports, tmp_path_factory):
+    """The SavedModels' outputs at batch 1 and 7, computed where kerasrv cannot be imported."""
+    work = tmp_path_factory.mktemp("no_kerasrv")
+    jobs = {
+        name: (str(e["directory"]), e["card"]["input_name"], e["card"]["output_name"], e["x"][:7])
+        for name, e in exports.items()
+    }
+    np.save(work / "jobs.npy", jobs, allow_pickle=True)
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_KERASRV, str(work / "jobs.npy"), str(work / "out.npy")],
+        cwd=work, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    return np.load(work / "out.npy", allow_pickle=True).item()
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_saved_model_matches_keras_without_kerasrv(name, exports, saved_model_outputs):
+    expected = exports[name]["keras"][:7]
+    for size in (1, 7):
+        np.testing.assert_allclose(saved_model_outputs[name][size], expected, atol=1e-5,
+                                   err_msg=f"batch {size}")
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_tflite_float32_matches_keras_at_batch_1_and_7(name, exports):
+    model = export.TFLiteModel(exports[name]["files"]["tflite"])
+    x, expected = exports[name]["x"][:7], exports[name]["keras"][:7]
+    for size in (1, 7):
+        got = np.concatenate([model(x[i : i + size]) for i in range(0, 7, size)])
+        np.testing.assert_allclose(got, expected, atol=1e-4, err_msg=f"batch {size}")
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_tflite_files_hold_builtin_ops_only(name, exports):
+    for variant in export.TFLITE_FILES:
+        ops = export.TFLiteModel(exports[name]["files"][variant]).ops()
+        assert ops and not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
+        assert "WHILE" not in ops  # unrolled: no loop, so the batch stays dynamic
+    signature = export.TFLiteModel(exports[name]["files"]["tflite"]).runner.get_input_details()
+    assert next(iter(signature.values()))["shape_signature"][0] == -1  # dynamic batch
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_quantized_formats_agree_with_keras(name, exports):
+    made = exports[name]
+    card = made["card"]
+    for variant in QUANTIZED:
+        model = export.TFLiteModel(made["files"][variant])
+        predicted = np.concatenate([model(made["x"][i : i + 7]) for i in range(0, len(made["x"]), 7)])
+        agreement = export.agreement(card, made["keras"], predicted, made["y"])
+        assert export.passes(card, variant, {"batch_7": {"agreement": agreement}}), (
+            variant, agreement)
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_saved_model_graph_holds_no_pyfunc(name, exports):
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((exports[name]["directory"] / "saved_model.pb").read_bytes())
+    graph = proto.meta_graphs[0].graph_def
+    ops = {node.op for node in graph.node}
+    ops |= {node.op for function in graph.library.function for node in function.node_def}
+    assert not ops & {"PyFunc", "EagerPyFunc", "PyFuncStateless"}
+
+
+def test_saved_model_cli_lists_the_signature(exports):
+    made = exports["cnn_lstm.fmnist"]
+    cli = Path(sys.executable).parent / "saved_model_cli"
+    shown = subprocess.run([str(cli), "show", "--dir", str(made["directory"]), "--all"],
+                           capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    assert "signature_def['serving_default']" in text
+    assert "inputs['image'] tensor_info:" in text and "shape: (-1, 28, 28, 1)" in text
+    assert "outputs['probabilities'] tensor_info:" in text
+
+
+def _tree_digest(directory):
+    digest = hashlib.sha256()
+    for path in sorted(Path(directory).rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(directory)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_a_second_export_makes_version_2_and_leaves_version_1(tmp_path, tfds_dir, capsys):
+    from kerasrv import cli
+
+    first = export.export("row_rnn.gru", ("saved_model",), tmp_path, parity_samples=0)
+    before = _tree_digest(first["directory"])
+    assert cli.main(["export", "row_rnn.gru", "--format", "saved_model,tflite", "--out",
+                     str(tmp_path), "--parity-samples", "20"]) == 0
+    printed = capsys.readouterr().out
+    assert f"to {tmp_path / 'row_rnn.gru' / '2'}" in printed and "passes" in printed
+    assert sorted(p.name for p in (tmp_path / "row_rnn.gru").iterdir()) == ["1", "2"]
+    assert _tree_digest(first["directory"]) == before
+    parity = json.loads((tmp_path / "row_rnn.gru" / "2" / export.PARITY_FILE).read_text())
+    assert parity["samples"] == 20 and set(parity["formats"]) == {"saved_model", "tflite"}
+    assert all(f["passes"] for f in parity["formats"].values())
+
+
+def test_an_export_killed_midway_leaves_no_version(tmp_path, tfds_dir):
+    run = subprocess.Popen(
+        [sys.executable, "-m", "kerasrv.cli", "export", "cnn_lstm", "--format",
+         ",".join(export.FORMATS), "--out", str(tmp_path)],
+        env={**os.environ, "TFDS_DATA_DIR": tfds_dir}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    root = tmp_path / "cnn_lstm.fmnist"
+    deadline = time.monotonic() + 300
+    while not list(root.glob(".1.partial-*/saved_model.pb")) and time.monotonic() < deadline:
+        assert run.poll() is None, "the export ended before it could be killed"
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert not (root / "1").exists()
+    assert export.next_version(root) == 1  # a server sees no version at all
+
+
+def test_wrong_inputs_get_clear_errors(exports):
+    made = exports["cnn_lstm.fmnist"]
+    signature = tf.saved_model.load(str(made["directory"])).signatures["serving_default"]
+    good = made["x"][:2]
+    with pytest.raises((TypeError, ValueError), match=r"\(None, 28, 28, 1\)"):
+        signature(image=tf.constant(good[..., 0]))  # rank 3
+    with pytest.raises((TypeError, ValueError), match=r"\(None, 28, 28, 1\)"):
+        signature(image=tf.zeros((2, 32, 32, 1)))
+    with pytest.raises((TypeError, ValueError), match="float32"):
+        signature(image=tf.constant((good * 255).astype("uint8")))
+    model = export.TFLiteModel(made["files"]["tflite"])
+    with pytest.raises(ValueError, match=r"expects input of rank 4, shape \(batch, 28, 28, 1\)"):
+        model(good[..., 0])
+    with pytest.raises(ValueError, match=r"expects input of shape \(batch, 28, 28, 1\), got "
+                       r"\(2, 32, 32, 1\)"):
+        model(np.zeros((2, 32, 32, 1), "float32"))
+    with pytest.raises(TypeError, match="expects float32 input in \\[0, 1\\], got dtype uint8"):
+        model((good * 255).astype("uint8"))
+
+
+def test_eight_threads_on_one_signature_match_serial_calls(exports):
+    made = exports["lrcn.motion"]
+    run = export.saved_model_function(made["directory"], made["card"])
+    batches = [made["x"][i : i + 3] for i in range(0, 24, 3)]
+    serial = [run(b) for b in batches]
+    results = [None] * len(batches)
+
+    def call(i):
+        for _ in range(3):
+            results[i] = run(batches[i])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(batches))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, expected in zip(results, serial):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_keras_files_load_in_a_fresh_process_after_import_kerasrv(tmp_path):
+    names = ["renet.fmnist", "lrcn.motion", "row_rnn.peephole", "cnn_lstm.fmnist"]
+    x = {}
+    for name in names:  # ReNet, FrameWise, PeepholeLSTMCell, ImageToSequence
+        model = zoo.load(name)
+        model.save(tmp_path / f"{name}.keras")
+        card = zoo.info(name)
+        x[name] = np.random.default_rng(0).uniform(size=(2, *card["input_shape"])).astype("float32")
+        np.save(tmp_path / f"{name}.npy", x[name])
+        np.save(tmp_path / f"{name}.expected.npy", model.predict_on_batch(x[name]))
+    script = (
+        "import sys, keras, numpy as np\n"
+        "import kerasrv  # registers the custom layers; nothing else is imported from it\n"
+        "for name in sys.argv[1:]:\n"
+        "    model = keras.saving.load_model(f'{name}.keras')\n"
+        "    got = model.predict_on_batch(np.load(f'{name}.npy'))\n"
+        "    np.testing.assert_allclose(got, np.load(f'{name}.expected.npy'), atol=1e-6)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, *names], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,126 @@
+"""kerasrv.training: resume after SIGKILL, NaN handling, tf.distribute strategies."""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kerasrv import zoo
+
+HERE = Path(__file__).parent
+QUICK = ["--batch-size", "64", "--train-split", "train[:3000]", "--validation-split",
+         "train[59000:]"]
+
+
+def kerasrv(*args, tfds_dir, **popen):
+    env = {**os.environ, "TFDS_DATA_DIR": tfds_dir, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "kerasrv.cli", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def _epochs_logged(log):
+    if not log.exists():
+        return 0
+    with open(log) as f:
+        return len(list(csv.DictReader(f)))
+
+
+def test_a_killed_run_resumes_at_the_next_epoch(tmp_path, tfds_dir):
+    args = ["train", "row_rnn.gru", "--epochs", "4", *QUICK, "--out", str(tmp_path)]
+    log = tmp_path / "row_rnn.gru" / "train" / "log.csv"
+    first = kerasrv(*args, tfds_dir=tfds_dir)
+    deadline = time.monotonic() + 300
+    while _epochs_logged(log) < 1 and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done = _epochs_logged(log)
+    assert 1 <= done < 4, f"killed after {done} epochs"
+
+    second = kerasrv(*args, tfds_dir=tfds_dir)
+    output, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, output
+    epochs = [line.split()[1] for line in output.splitlines() if line.startswith("Epoch ")]
+    assert epochs[0] == f"{done + 1}/4", output  # not 1/4: it resumed
+    with open(log) as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1, 2, 3]
+    card = json.loads((tmp_path / "row_rnn.gru" / "card.json").read_text())
+    assert card["training"]["epochs_run"] == 4
+
+
+def test_a_nan_loss_ends_the_run_with_a_message_and_a_loadable_checkpoint(tmp_path, tfds_dir):
+    run = kerasrv("train", "cnn_lstm", "--epochs", "2", "--learning-rate", "1e30", *QUICK,
+                  "--out", str(tmp_path), tfds_dir=tfds_dir)
+    output, _ = run.communicate(timeout=600)
+    assert run.returncode == 1, output
+    assert "training stopped: the loss became nan at epoch 1" in output
+    checkpoint = tmp_path / "cnn_lstm.fmnist" / "train" / "best.weights.h5"
+    assert f"the last good weights are in {checkpoint}" in output
+    assert "Traceback" not in output
+    model = zoo.load("cnn_lstm", weights=checkpoint)
+    probabilities = model(np.zeros((2, 28, 28, 1), "float32"), training=False).numpy()
+    assert np.isfinite(probabilities).all()
+
+
+def _distributed(strategy, out, env=None):
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "distributed_run.py"), strategy, str(out)],
+        env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _finish(*runs):
+    for run in runs:
+        output, _ = run.communicate(timeout=600)
+        assert run.returncode == 0, output
+
+
+@pytest.fixture(scope="module")
+def single_device(tmp_path_factory):
+    out = tmp_path_factory.mktemp("single") / "result.json"
+    _finish(_distributed("default", out))
+    return json.loads(out.read_text())
+
+
+def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path, single_device):
+    out = tmp_path / "result.json"
+    _finish(_distributed("mirrored", out))
+    mirrored = json.loads(out.read_text())
+    assert mirrored["strategy"] == "MirroredStrategy" and mirrored["replicas"] == 2
+    assert mirrored["accuracy"] == pytest.approx(single_device["accuracy"], abs=0.005)
+    assert mirrored["loss"] == pytest.approx(single_device["loss"], rel=0.01)
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_local_workers_match_one_device(tmp_path, single_device):
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    out = tmp_path / "result.json"
+    runs = [
+        _distributed("multi_worker", out, {"TF_CONFIG": json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})})
+        for i in range(2)
+    ]
+    _finish(*runs)
+    result = json.loads(out.read_text())
+    assert result["strategy"] in ("MultiWorkerMirroredStrategy", "CollectiveAllReduceStrategy")
+    assert result["replicas"] == 2
+    assert result["accuracy"] == pytest.approx(single_device["accuracy"], abs=0.005)
+    assert result["loss"] == pytest.approx(single_device["loss"], rel=0.01)
