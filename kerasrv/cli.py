@@ -1,4 +1,4 @@
-"""`kerasrv` on the command line: list, info, train, evaluate, export, data show.
+"""`kerasrv` on the command line: list, info, train, evaluate, export, bench, data show.
 
 Errors a user can cause (unknown names, bad data, bad arguments) print one line and exit with
 status 2, without a traceback; KERASRV_DEBUG=1 shows the traceback instead.
@@ -120,6 +120,17 @@ def cmd_export(args):
         print(f"recorded in {path}")
 
 
+def cmd_bench(args):
+    from kerasrv import bench
+
+    if args.report:
+        for path in bench.report(args.out):
+            print(path)
+        return
+    bench.run(args.names, quick=args.quick, out=args.out)
+    print(args.out)
+
+
 def _table(rows):
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
@@ -188,6 +199,14 @@ def build_parser():
     p.add_argument("--record", action="store_true",
                    help="write the parity summary into the shipped entry's card.json")
     p.set_defaults(run=cmd_export)
+
+    p = commands.add_parser("bench", help="measure entries beside textbook models (one run)")
+    p.add_argument("names", nargs="*", help="entries (default: all)")
+    p.add_argument("--quick", action="store_true", help="small inputs, few steps: a smoke run")
+    p.add_argument("--out", default="bench/results.json", help="results JSON")
+    p.add_argument("--report", action="store_true",
+                   help="write BENCHMARKS.md and bench/chart.png from the results JSON")
+    p.set_defaults(run=cmd_bench)
 
     p = commands.add_parser("data", help="the embedded datasets")
     data = p.add_subparsers(dest="data_command", required=True)

@@ -86,7 +86,7 @@ def unrolled(model):
     Works on any functional model: every `unroll` setting in its config (LSTM, GRU, RNN cells,
     Bidirectional, ConvLSTM2D, kerasrv's ReNet) is switched on.
     """
-    copy = keras.Model.from_config(_unrolled_config(model.get_config()))
+    copy = type(model).from_config(_unrolled_config(model.get_config()))
     copy.set_weights(model.get_weights())
     return copy
 
@@ -113,7 +113,7 @@ def _representative(card, data_dir):
     return lambda: ([x] for x, _ in ds)
 
 
-def _convert(saved_model, variant, card, data_dir):
+def _convert(saved_model, variant, card, representative):
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), ["serving_default"])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant != "tflite":
@@ -121,7 +121,7 @@ def _convert(saved_model, variant, card, data_dir):
     if variant == "tflite_float16":
         converter.target_spec.supported_types = [tf.float16]
     if variant == "tflite_int8":  # full integer, calibrated on the entry's own training data
-        converter.representative_dataset = _representative(card, data_dir)
+        converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return converter.convert()
 
@@ -291,7 +291,7 @@ def _size(path):
 
 
 def export(target, formats=("saved_model", "tflite"), out="export", *, parity_samples=1000,
-           data_dir=None):
+           data_dir=None, representative=None):
     """Exports a zoo entry (or a `.keras` file of one) and measures every format against Keras.
 
     Args:
@@ -300,6 +300,8 @@ def export(target, formats=("saved_model", "tflite"), out="export", *, parity_sa
         out: the export root; the version goes to `<out>/<name>/<next version>/`.
         parity_samples: real test samples for the parity report (0 skips it).
         data_dir: TFDS data directory (test samples and int8 calibration data).
+        representative: a callable yielding [input batch] lists to calibrate int8 with;
+            default `CALIBRATION_SAMPLES` examples of the entry's own training data.
 
     Returns:
         A dict: `directory` (the version directory), `version`, `files` (format → path) and
@@ -326,7 +328,8 @@ def export(target, formats=("saved_model", "tflite"), out="export", *, parity_sa
                 _write_saved_model(unrolled(model), card, scratch)
                 for variant in tflite:
                     path = staging / TFLITE_FILES[variant]
-                    path.write_bytes(_convert(scratch, variant, card, data_dir))
+                    samples = representative or _representative(card, data_dir)
+                    path.write_bytes(_convert(scratch, variant, card, samples))
                     files[variant], sizes[variant] = path, path.stat().st_size
         report = None
         if parity_samples:

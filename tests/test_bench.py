@@ -1,0 +1,63 @@
+"""kerasrv bench --quick as a smoke test: the results carry every field, the report renders."""
+
+import json
+import math
+
+from kerasrv import bench
+
+ENTRY_FIELDS = {
+    "input_shape", "batch_size", "train_samples_per_s", "train_peak_rss_mb",
+    "textbook_train_samples_per_s", "train_speedup_vs_textbook", "params", "textbook_params",
+    "train_flops_per_sample", "train_flops_per_s", "textbook_train_flops_per_sample",
+    "inference", "inference_batch_size", "artifact_bytes", "tflite_peak_rss_mb",
+    "pipeline_examples_per_s", "pipeline_vs_training", "pipeline_dataset",
+    "fraction_of_matmul_flops", "bench_seconds",
+}
+RUNTIMES = {"predict", "call", "saved_model", "tflite_1thread", "tflite_2thread",
+            "tflite_int8_1thread", "tflite_int8_2thread"}
+
+
+def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeypatch):
+    out = tmp_path / "results.json"
+    bench.run(["cnn_lstm", "lrcn"], quick=True, out=out, data_dir=tfds_dir, log=lambda _: None)
+    results = json.loads(out.read_text())
+    assert results["quick"] is True and results["matmul_flops_per_s"] > 0
+    assert {"date", "hardware", "cores", "versions"} <= set(results["machine"])
+    assert set(results["entries"]) == {"cnn_lstm.fmnist", "lrcn.motion"}
+    for name, entry in results["entries"].items():
+        assert set(entry) == ENTRY_FIELDS, name
+        assert set(entry["inference"]) == RUNTIMES
+        for runtime in entry["inference"].values():
+            assert runtime["latency_ms_batch_1"] > 0 and runtime["samples_per_s_batch_64"] > 0
+        numbers = [v for k, v in entry.items() if isinstance(v, float)]
+        assert all(math.isfinite(v) and v > 0 for v in numbers), name
+        # the counted FLOPs of one conv/matmul stack sit near what its layers imply
+        assert 1e6 < entry["train_flops_per_sample"] < 1e11
+    monkeypatch.chdir(tmp_path)
+    markdown, chart = bench.report(out)
+    text = markdown.read_text()
+    assert "## Training" in text and "cnn_lstm.fmnist" in text and "## Goals" in text
+    assert chart.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_graph_flops_counts_what_the_layers_imply():
+    import keras
+
+    dense = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10)])
+    # forward x·W, and the gradient of W (the input's gradient is never needed)
+    assert bench.graph_flops(dense, (2, 784), "classification") == 2 * (2 * 784 * 10)
+
+    convs = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(8, 3, padding="same"),
+        keras.layers.Conv2D(4, 3, padding="same"),
+    ])
+    first, second = 2 * 28 * 28 * 9 * 1 * 8, 2 * 28 * 28 * 9 * 8 * 4
+    # first: forward + filter gradient; second: forward + filter gradient + input gradient
+    assert bench.graph_flops(convs, (2, 28, 28, 1), "classification") == 2 * first + 3 * second
+
+    lstm = keras.Sequential([keras.Input((5, 3)), keras.layers.LSTM(4)])
+    # unrolled, per step: x·W (3→16) and h·U (4→16) forward, the same again for the weights'
+    # gradients, and dh·Uᵀ for the 4 steps whose h came from an earlier step (h_0 is constant)
+    forward = 5 * (2 * 3 * 16 + 2 * 4 * 16)
+    assert bench.graph_flops(lstm, (2, 5, 3), "classification") == 2 * forward + 4 * 2 * 16 * 4
