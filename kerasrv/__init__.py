@@ -15,7 +15,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"
 
-from kerasrv import layers  # noqa: E402  (registers the custom layers with Keras)
-from kerasrv import zoo  # noqa: E402
+# Importing the layers registers them with Keras: a .keras file of an entry then loads.
+from kerasrv import layers, zoo  # noqa: E402
 
 __all__ = ["layers", "zoo", "__version__"]

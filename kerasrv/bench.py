@@ -80,9 +80,13 @@ def textbook(card):
 
     def renet_sweeps(x, units):
         # rows: one Bidirectional LSTM per row, through TimeDistributed; then columns
-        x = layers.TimeDistributed(layers.Bidirectional(layers.LSTM(units, return_sequences=True)))(x)
+        x = layers.TimeDistributed(layers.Bidirectional(layers.LSTM(units, return_sequences=True)))(
+            x
+        )
         x = layers.Permute((2, 1, 3))(x)
-        x = layers.TimeDistributed(layers.Bidirectional(layers.LSTM(units, return_sequences=True)))(x)
+        x = layers.TimeDistributed(layers.Bidirectional(layers.LSTM(units, return_sequences=True)))(
+            x
+        )
         return layers.Permute((2, 1, 3))(x)
 
     if arch == "row_rnn":
@@ -123,7 +127,9 @@ def textbook(card):
         outputs = layers.Conv2D(classes, 1, activation="softmax")(x)
     elif arch == "lrcn":
         for width in (16, 32, 64):
-            x = layers.TimeDistributed(layers.Conv2D(width, 3, padding="same", activation="relu"))(x)
+            x = layers.TimeDistributed(layers.Conv2D(width, 3, padding="same", activation="relu"))(
+                x
+            )
             x = layers.TimeDistributed(layers.MaxPooling2D())(x)
         x = layers.TimeDistributed(layers.Flatten())(x)
         x = layers.TimeDistributed(layers.Dense(256, activation="relu"))(x)
@@ -131,8 +137,9 @@ def textbook(card):
         outputs = layers.Dense(classes, activation="softmax")(x)
     else:  # convlstm_seg, convlstm_predict: keras-io's next-frame prediction model
         for kernel in (5, 3, 1):
-            x = layers.ConvLSTM2D(64, kernel, padding="same", return_sequences=True,
-                                  activation="relu")(x)
+            x = layers.ConvLSTM2D(
+                64, kernel, padding="same", return_sequences=True, activation="relu"
+            )(x)
             x = layers.BatchNormalization()(x)
         if arch == "convlstm_seg":
             outputs = layers.Conv3D(classes, 3, padding="same", activation="softmax")(x)
@@ -277,8 +284,9 @@ for line in open("/proc/self/status"):
 
 
 def _tflite_rss_mb(path):
-    out = subprocess.run([sys.executable, "-c", _TFLITE_RSS, str(path)], capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", _TFLITE_RSS, str(path)], capture_output=True, text=True, timeout=300
+    )
     return float(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None
 
 
@@ -348,8 +356,13 @@ def bench_entry(name, quick=False, data_dir=None):
         model.save(keras_path)
         rng = np.random.default_rng(1)
         calibration = [rng.uniform(size=(1, *shape)).astype("float32") for _ in range(20)]
-        exported = export.export(keras_path, ("saved_model", "tflite", "tflite_int8"), out,
-                                 parity_samples=0, representative=lambda: ([c] for c in calibration))
+        exported = export.export(
+            keras_path,
+            ("saved_model", "tflite", "tflite_int8"),
+            out,
+            parity_samples=0,
+            representative=lambda: ([c] for c in calibration),
+        )
         files = exported["files"]
         signature = export.saved_model_function(files["saved_model"], card)
         runners = {
@@ -370,7 +383,9 @@ def bench_entry(name, quick=False, data_dir=None):
             }
         base = inference["saved_model"]["latency_ms_batch_1"]
         for label in inference:
-            inference[label]["latency_vs_saved_model"] = inference[label]["latency_ms_batch_1"] / base
+            inference[label]["latency_vs_saved_model"] = (
+                inference[label]["latency_ms_batch_1"] / base
+            )
         result["inference"] = inference
         result["inference_batch_size"] = len(big)
         result["artifact_bytes"] = {
@@ -387,8 +402,15 @@ def bench_entry(name, quick=False, data_dir=None):
     if quick:  # the small dataset configs, at their own shapes
         dataset, pipeline_shape = QUICK_DATASETS.get(card["task"], (dataset, None))
     augment = zoo.get_entry(name).recipe.get("augment", False)
-    ds = data.pipeline(card, "train", batch, dataset=dataset, input_shape=pipeline_shape,
-                       augment=augment, data_dir=data_dir)
+    ds = data.pipeline(
+        card,
+        "train",
+        batch,
+        dataset=dataset,
+        input_shape=pipeline_shape,
+        augment=augment,
+        data_dir=data_dir,
+    )
     for _ in ds:  # one pass first: shuffling buffers fill, threads start
         pass
     start, count = time.perf_counter(), 0
@@ -402,8 +424,9 @@ def bench_entry(name, quick=False, data_dir=None):
 
     if not quick:
         keras.utils.set_random_seed(0)
-        result["comparison"] = _comparison(name, card, zoo.load(name, weights=None),
-                                           textbook(card), batch, data_dir)
+        result["comparison"] = _comparison(
+            name, card, zoo.load(name, weights=None), textbook(card), batch, data_dir
+        )
     return result
 
 
@@ -425,8 +448,12 @@ def run(names=None, quick=False, out=RESULTS, data_dir=None, log=print):
     from kerasrv import zoo
 
     names = [zoo.get_entry(n).name for n in names] if names else zoo.list_models()
-    results = {"machine": machine(), "quick": quick, "matmul_flops_per_s": matmul_flops(),
-               "entries": {}}
+    results = {
+        "machine": machine(),
+        "quick": quick,
+        "matmul_flops_per_s": matmul_flops(),
+        "entries": {},
+    }
     for name in names:
         log(f"bench {name}{' (quick)' if quick else ''} ...")
         start = time.perf_counter()
@@ -438,12 +465,16 @@ def run(names=None, quick=False, out=RESULTS, data_dir=None, log=print):
             if done.returncode != 0:
                 raise RuntimeError(f"bench of {name} failed:\n{done.stderr[-3000:]}")
             entry = json.loads(Path(report.name).read_text())
-        entry["fraction_of_matmul_flops"] = entry["train_flops_per_s"] / results["matmul_flops_per_s"]
+        entry["fraction_of_matmul_flops"] = (
+            entry["train_flops_per_s"] / results["matmul_flops_per_s"]
+        )
         entry["bench_seconds"] = time.perf_counter() - start
         results["entries"][name] = entry
-        log(f"  {entry['bench_seconds']:.0f} s: training ×{entry['train_speedup_vs_textbook']:.2f} "
+        log(
+            f"  {entry['bench_seconds']:.0f} s: training ×{entry['train_speedup_vs_textbook']:.2f} "
             f"vs textbook, TFLite batch-1 latency "
-            f"×{entry['inference']['tflite_1thread']['latency_vs_saved_model']:.2f} vs SavedModel")
+            f"×{entry['inference']['tflite_1thread']['latency_vs_saved_model']:.2f} vs SavedModel"
+        )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
@@ -460,8 +491,10 @@ if __name__ == "__main__":  # the per-entry worker: python -m kerasrv.bench NAME
 # --- the report --------------------------------------------------------------------------------
 
 GOALS = (
-    ("training throughput ≥ 1.0× the textbook model (≥ 1.5× where it uses TimeDistributed or "
-     "a ConvLSTM stack)"),
+    (
+        "training throughput ≥ 1.0× the textbook model (≥ 1.5× where it uses TimeDistributed or "
+        "a ConvLSTM stack)"
+    ),
     "TFLite float32 batch-1 latency ≤ 0.2× the SavedModel signature's",
     "training reaches ≥ 25% of the matmul FLOP/s (cnn_lstm, renet)",
     "the input pipeline is ≥ 5× faster than training",
@@ -472,15 +505,23 @@ _TIME_DISTRIBUTED_OR_STACK = ("renet", "reseg", "lrcn", "convlstm_seg", "convlst
 def _goal_rows(name, e):
     arch = name.split(".")[0]
     need = 1.5 if arch in _TIME_DISTRIBUTED_OR_STACK else 1.0
-    rows = [(f"training ×{e['train_speedup_vs_textbook']:.2f} vs textbook (goal ≥ {need})",
-             e["train_speedup_vs_textbook"] >= need)]
+    rows = [
+        (
+            f"training ×{e['train_speedup_vs_textbook']:.2f} vs textbook (goal ≥ {need})",
+            e["train_speedup_vs_textbook"] >= need,
+        )
+    ]
     ratio = e["inference"]["tflite_1thread"]["latency_vs_saved_model"]
     rows.append((f"TFLite latency ×{ratio:.2f} of SavedModel (goal ≤ 0.2)", ratio <= 0.2))
     if arch in ("cnn_lstm", "renet"):
         share = e["fraction_of_matmul_flops"]
         rows.append((f"{100 * share:.0f}% of matmul FLOP/s (goal ≥ 25%)", share >= 0.25))
-    rows.append((f"pipeline ×{e['pipeline_vs_training']:.1f} of training (goal ≥ 5)",
-                 e["pipeline_vs_training"] >= 5))
+    rows.append(
+        (
+            f"pipeline ×{e['pipeline_vs_training']:.1f} of training (goal ≥ 5)",
+            e["pipeline_vs_training"] >= 5,
+        )
+    )
     return rows
 
 
@@ -492,7 +533,8 @@ def report(results_path=RESULTS, markdown="BENCHMARKS.md", chart="bench/chart.pn
         "# Benchmarks",
         "",
         f"Measured by `kerasrv bench{' --quick' if results['quick'] else ''}` on {m['date']}: "
-        f"{m['hardware']}; {m['platform']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+        f"{m['hardware']}; {m['platform']}; "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
         + ".",
         f"A {2048}×{2048} float32 matmul runs at {results['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s "
         "here. Ratios compare numbers taken in this one run; absolute times on a shared CPU are "
@@ -508,46 +550,116 @@ def report(results_path=RESULTS, markdown="BENCHMARKS.md", chart="bench/chart.pn
         lines.append("")
 
     lines += ["## Training", ""]
-    table(["entry", "input", "batch", "samples/s", "textbook samples/s", "× textbook",
-           "GFLOPs/sample", "GFLOP/s", "% of matmul", "peak RSS MB"],
-          [[n, "×".join(map(str, e["input_shape"])), e["batch_size"],
-            f"{e['train_samples_per_s']:.0f}", f"{e['textbook_train_samples_per_s']:.1f}",
-            f"{e['train_speedup_vs_textbook']:.2f}", f"{e['train_flops_per_sample'] / 1e9:.3f}",
-            f"{e['train_flops_per_s'] / 1e9:.1f}", f"{100 * e['fraction_of_matmul_flops']:.0f}",
-            f"{e['train_peak_rss_mb']:.0f}"] for n, e in entries.items()])
+    table(
+        [
+            "entry",
+            "input",
+            "batch",
+            "samples/s",
+            "textbook samples/s",
+            "× textbook",
+            "GFLOPs/sample",
+            "GFLOP/s",
+            "% of matmul",
+            "peak RSS MB",
+        ],
+        [
+            [
+                n,
+                "×".join(map(str, e["input_shape"])),
+                e["batch_size"],
+                f"{e['train_samples_per_s']:.0f}",
+                f"{e['textbook_train_samples_per_s']:.1f}",
+                f"{e['train_speedup_vs_textbook']:.2f}",
+                f"{e['train_flops_per_sample'] / 1e9:.3f}",
+                f"{e['train_flops_per_s'] / 1e9:.1f}",
+                f"{100 * e['fraction_of_matmul_flops']:.0f}",
+                f"{e['train_peak_rss_mb']:.0f}",
+            ]
+            for n, e in entries.items()
+        ],
+    )
     runtimes = list(next(iter(entries.values()))["inference"])
     lines += ["## Inference: batch-1 latency, ms (× the SavedModel signature)", ""]
-    table(["entry", *runtimes],
-          [[n, *(f"{e['inference'][r]['latency_ms_batch_1']:.2f} "
-                 f"(×{e['inference'][r]['latency_vs_saved_model']:.2f})" for r in runtimes)]
-           for n, e in entries.items()])
-    lines += [f"## Inference: throughput at batch {next(iter(entries.values()))['inference_batch_size']}, samples/s", ""]
-    table(["entry", *runtimes],
-          [[n, *(f"{e['inference'][r]['samples_per_s_batch_64']:.0f}" for r in runtimes)]
-           for n, e in entries.items()])
+    table(
+        ["entry", *runtimes],
+        [
+            [
+                n,
+                *(
+                    f"{e['inference'][r]['latency_ms_batch_1']:.2f} "
+                    f"(×{e['inference'][r]['latency_vs_saved_model']:.2f})"
+                    for r in runtimes
+                ),
+            ]
+            for n, e in entries.items()
+        ],
+    )
+    batch = next(iter(entries.values()))["inference_batch_size"]
+    lines += [f"## Inference: throughput at batch {batch}, samples/s", ""]
+    table(
+        ["entry", *runtimes],
+        [
+            [n, *(f"{e['inference'][r]['samples_per_s_batch_64']:.0f}" for r in runtimes)]
+            for n, e in entries.items()
+        ],
+    )
     lines += ["## Artifacts and memory", ""]
-    table(["entry", ".keras MB", "SavedModel MB", "TFLite MB", "TFLite int8 MB",
-           "TFLite inference peak RSS MB"],
-          [[n, *(f"{e['artifact_bytes'][k] / 1e6:.2f}" for k in
-                 ("keras", "saved_model", "tflite", "tflite_int8")),
-            f"{e['tflite_peak_rss_mb']:.0f}" if e["tflite_peak_rss_mb"] else "—"]
-           for n, e in entries.items()])
+    table(
+        [
+            "entry",
+            ".keras MB",
+            "SavedModel MB",
+            "TFLite MB",
+            "TFLite int8 MB",
+            "TFLite inference peak RSS MB",
+        ],
+        [
+            [
+                n,
+                *(
+                    f"{e['artifact_bytes'][k] / 1e6:.2f}"
+                    for k in ("keras", "saved_model", "tflite", "tflite_int8")
+                ),
+                f"{e['tflite_peak_rss_mb']:.0f}" if e["tflite_peak_rss_mb"] else "—",
+            ]
+            for n, e in entries.items()
+        ],
+    )
     lines += ["## Input pipeline", ""]
-    table(["entry", "dataset", "examples/s", "× training samples/s"],
-          [[n, e["pipeline_dataset"], f"{e['pipeline_examples_per_s']:.0f}",
-            f"{e['pipeline_vs_training']:.1f}"] for n, e in entries.items()])
+    table(
+        ["entry", "dataset", "examples/s", "× training samples/s"],
+        [
+            [
+                n,
+                e["pipeline_dataset"],
+                f"{e['pipeline_examples_per_s']:.0f}",
+                f"{e['pipeline_vs_training']:.1f}",
+            ]
+            for n, e in entries.items()
+        ],
+    )
     compared = {n: e["comparison"] for n, e in entries.items() if "comparison" in e}
     if compared:
         lines += ["## Test metric after the same training (entry vs textbook)", ""]
-        table(["entry", "train examples × epochs", "entry", "textbook"],
-              [[n, f"{c['train_examples']} × {c['epochs']}",
-                ", ".join(f"{k} {v:.3f}" for k, v in c["entry"].items()),
-                ", ".join(f"{k} {v:.3f}" for k, v in c["textbook"].items())]
-               for n, c in compared.items()])
+        table(
+            ["entry", "train examples × epochs", "entry", "textbook"],
+            [
+                [
+                    n,
+                    f"{c['train_examples']} × {c['epochs']}",
+                    ", ".join(f"{k} {v:.3f}" for k, v in c["entry"].items()),
+                    ", ".join(f"{k} {v:.3f}" for k, v in c["textbook"].items()),
+                ]
+                for n, c in compared.items()
+            ],
+        )
     lines += ["## Goals", ""]
     for n, e in entries.items():
-        lines.append(f"- **{n}**: " + "; ".join(
-            f"{text} {'✓' if ok else '✗'}" for text, ok in _goal_rows(n, e)))
+        lines.append(
+            f"- **{n}**: "
+            + "; ".join(f"{text} {'✓' if ok else '✗'}" for text, ok in _goal_rows(n, e))
+        )
     lines.append("")
     Path(markdown).write_text("\n".join(lines))
 
@@ -559,10 +671,21 @@ def report(results_path=RESULTS, markdown="BENCHMARKS.md", chart="bench/chart.pn
     names = list(entries)
     fig, axes = plt.subplots(1, 3, figsize=(15, 0.45 * len(names) + 1.8), sharey=True)
     panels = [
-        ("training samples/s × textbook", [entries[n]["train_speedup_vs_textbook"] for n in names], 1.0),
-        ("TFLite batch-1 latency × SavedModel",
-         [entries[n]["inference"]["tflite_1thread"]["latency_vs_saved_model"] for n in names], 0.2),
-        ("pipeline examples/s × training", [entries[n]["pipeline_vs_training"] for n in names], 5.0),
+        (
+            "training samples/s × textbook",
+            [entries[n]["train_speedup_vs_textbook"] for n in names],
+            1.0,
+        ),
+        (
+            "TFLite batch-1 latency × SavedModel",
+            [entries[n]["inference"]["tflite_1thread"]["latency_vs_saved_model"] for n in names],
+            0.2,
+        ),
+        (
+            "pipeline examples/s × training",
+            [entries[n]["pipeline_vs_training"] for n in names],
+            5.0,
+        ),
     ]
     for ax, (title, values, goal) in zip(axes, panels):
         ax.barh(names, values, color="tab:blue")

@@ -97,11 +97,9 @@ def cmd_export(args):
     result = export.export(args.target, formats, args.out, parity_samples=args.parity_samples)
     print(f"exported {args.target} to {result['directory']}")
     report = result["parity"]
-    rows = [("format", "file", "size", "max |Δ| b1/b7", "agreement b1/b7", "latency b1",
-             "parity")]
+    rows = [("format", "file", "size", "max |Δ| b1/b7", "agreement b1/b7", "latency b1", "parity")]
     for name, path in result["files"].items():
-        cells = [name, str(path.relative_to(result["directory"].parent.parent)), "", "", "", "",
-                 ""]
+        cells = [name, str(path.relative_to(result["directory"].parent.parent)), "", "", "", "", ""]
         if report:
             m = report["formats"][name]
             cells[2:] = [
@@ -114,7 +112,9 @@ def cmd_export(args):
         rows.append(tuple(cells))
     _table(rows)
     if report:
-        print(f"parity on {report['samples']} test samples; agreement = {report['agreement_measure']}")
+        print(
+            f"parity on {report['samples']} test samples; agreement = {report['agreement_measure']}"
+        )
     if args.record:
         path = export.record_in_card(args.target, result)
         print(f"recorded in {path}")
@@ -145,8 +145,9 @@ def load_for_evaluation(target):
     if path.is_dir() and (path / kerasrv.zoo.CONFIG_FILE).exists():
         config = json.loads((path / kerasrv.zoo.CONFIG_FILE).read_text())
         shape = config["builder_args"]["input_shape"]
-        model = kerasrv.zoo.load(config["name"], weights=path / kerasrv.zoo.WEIGHTS_FILE,
-                                 input_shape=shape)
+        model = kerasrv.zoo.load(
+            config["name"], weights=path / kerasrv.zoo.WEIGHTS_FILE, input_shape=shape
+        )
         return model, {**kerasrv.zoo.info(config["name"]), "input_shape": shape}
     return kerasrv.zoo.load(target), kerasrv.zoo.info(target)
 
@@ -190,22 +191,35 @@ def build_parser():
 
     p = commands.add_parser("export", help="SavedModel and TFLite files, checked against Keras")
     p.add_argument("target", help="entry name or a .keras file of a zoo architecture")
-    p.add_argument("--format", default="saved_model,tflite",
-                   help="comma-separated: saved_model, tflite, tflite_dynamic, tflite_float16, "
-                   "tflite_int8 (default saved_model,tflite)")
+    p.add_argument(
+        "--format",
+        default="saved_model,tflite",
+        help="comma-separated: saved_model, tflite, tflite_dynamic, tflite_float16, "
+        "tflite_int8 (default saved_model,tflite)",
+    )
     p.add_argument("--out", default="export", help="export root (default export/)")
-    p.add_argument("--parity-samples", type=int, default=1000,
-                   help="real test samples for parity.json (0 skips it)")
-    p.add_argument("--record", action="store_true",
-                   help="write the parity summary into the shipped entry's card.json")
+    p.add_argument(
+        "--parity-samples",
+        type=int,
+        default=1000,
+        help="real test samples for parity.json (0 skips it)",
+    )
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="write the parity summary into the shipped entry's card.json",
+    )
     p.set_defaults(run=cmd_export)
 
     p = commands.add_parser("bench", help="measure entries beside textbook models (one run)")
     p.add_argument("names", nargs="*", help="entries (default: all)")
     p.add_argument("--quick", action="store_true", help="small inputs, few steps: a smoke run")
     p.add_argument("--out", default="bench/results.json", help="results JSON")
-    p.add_argument("--report", action="store_true",
-                   help="write BENCHMARKS.md and bench/chart.png from the results JSON")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="write BENCHMARKS.md and bench/chart.png from the results JSON",
+    )
     p.set_defaults(run=cmd_bench)
 
     p = commands.add_parser("data", help="the embedded datasets")
@@ -233,8 +247,9 @@ def main(argv=None):
         if isinstance(error, TrainingDiverged):
             print(f"kerasrv {args.command}: {error}", file=sys.stderr)
             return 1
-        if isinstance(error, (UnknownModelError, WeightsError, DatasetError, ValueError,
-                              FileNotFoundError)):
+        if isinstance(
+            error, (UnknownModelError, WeightsError, DatasetError, ValueError, FileNotFoundError)
+        ):
             print(f"kerasrv {args.command}: error: {error}", file=sys.stderr)
             return 2
         raise

@@ -33,8 +33,13 @@ def main(argv=None):
     card = zoo.info(ENTRY)
     model = zoo.load(ENTRY)
     measured = evaluation.evaluate(model, card, "test", out_dir=out / "entry")
-    rows.append((f"{card['name']} (10 classes)", "Fashion-MNIST test, 10,000 images",
-                 f"accuracy {measured['metrics']['accuracy']:.4f}"))
+    rows.append(
+        (
+            f"{card['name']} (10 classes)",
+            "Fashion-MNIST test, 10,000 images",
+            f"accuracy {measured['metrics']['accuracy']:.4f}",
+        )
+    )
     pictured = list(measured["pictures"])
 
     print("2. a new task: Fashion-MNIST in 4 coarse categories, 500 training images, 1 epoch")
@@ -45,31 +50,48 @@ def main(argv=None):
         keras.utils.set_random_seed(0)
         tuned = zoo.load(ENTRY, weights=start_from, num_classes=len(COARSE_CLASSES))
         tuned.fit(x, y, epochs=1, batch_size=32, verbose=0)
-        results[start_from] = (tuned, tuned.evaluate(test_x, test_y, verbose=0,
-                                                     return_dict=True)["accuracy"])
+        results[start_from] = (
+            tuned,
+            tuned.evaluate(test_x, test_y, verbose=0, return_dict=True)["accuracy"],
+        )
     tuned, accuracy = results["default"]
-    rows.append(("fine-tuned from the entry", "coarse test, 10,000 images",
-                 f"accuracy {accuracy:.4f}"))
-    rows.append(("same, from fresh weights", "coarse test, 10,000 images",
-                 f"accuracy {results[None][1]:.4f}"))
+    rows.append(
+        ("fine-tuned from the entry", "coarse test, 10,000 images", f"accuracy {accuracy:.4f}")
+    )
+    rows.append(
+        (
+            "same, from fresh weights",
+            "coarse test, 10,000 images",
+            f"accuracy {results[None][1]:.4f}",
+        )
+    )
     confusion = np.zeros((4, 4), dtype=int)
     np.add.at(confusion, (test_y, tuned.predict(test_x, verbose=0).argmax(-1)), 1)
-    pictured.append(pictures.confusion_matrix(
-        confusion, COARSE_CLASSES, out / "fine_tuned" / "confusion_matrix.png",
-        f"{ENTRY} fine-tuned on coarse Fashion-MNIST (500 images, 1 epoch): {accuracy:.4f}"))
+    pictured.append(
+        pictures.confusion_matrix(
+            confusion,
+            COARSE_CLASSES,
+            out / "fine_tuned" / "confusion_matrix.png",
+            f"{ENTRY} fine-tuned on coarse Fashion-MNIST (500 images, 1 epoch): {accuracy:.4f}",
+        )
+    )
 
     print("3. export the fine-tuned model: SavedModel and TFLite, checked against Keras")
     keras_file = out / "fine_tuned" / "cnn_lstm_coarse.keras"
     tuned.save(keras_file)
-    exported = export.export(keras_file, ("saved_model", "tflite"), out / "export",
-                             parity_samples=0)
-    runners = {"saved_model": export.saved_model_function(exported["files"]["saved_model"], card),
-               "tflite": export.TFLiteModel(exported["files"]["tflite"])}
+    exported = export.export(
+        keras_file, ("saved_model", "tflite"), out / "export", parity_samples=0
+    )
+    runners = {
+        "saved_model": export.saved_model_function(exported["files"]["saved_model"], card),
+        "tflite": export.TFLiteModel(exported["files"]["tflite"]),
+    }
     expected = tuned.predict(test_x[:64], verbose=0)
     for name, run in runners.items():
         agree = float((run(test_x[:64]).argmax(-1) == expected.argmax(-1)).mean())
-        rows.append((f"export: {name}", "64 coarse test images",
-                     f"top-1 agreement with Keras {agree:.4f}"))
+        rows.append(
+            (f"export: {name}", "64 coarse test images", f"top-1 agreement with Keras {agree:.4f}")
+        )
 
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     print()

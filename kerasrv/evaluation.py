@@ -97,8 +97,17 @@ def _accumulator(card):
     return _NextFrame()
 
 
-def evaluate(model, card, split="test", *, batch_size=64, out_dir=None, data_dir=None,
-             frames=None, dataset=None):
+def evaluate(
+    model,
+    card,
+    split="test",
+    *,
+    batch_size=64,
+    out_dir=None,
+    data_dir=None,
+    frames=None,
+    dataset=None,
+):
     """Measures `model` on a split of its card's dataset.
 
     Args:
@@ -116,8 +125,9 @@ def evaluate(model, card, split="test", *, batch_size=64, out_dir=None, data_dir
         A dict: `metrics` (name → value), `split`, `examples`, and task-specific details
         (`per_class_iou`, `confusion_matrix`), plus `pictures` (paths) when `out_dir` is given.
     """
-    ds = data.pipeline(card, split, batch_size, shuffle=False, data_dir=data_dir, frames=frames,
-                       dataset=dataset)
+    ds = data.pipeline(
+        card, split, batch_size, shuffle=False, data_dir=data_dir, frames=frames, dataset=dataset
+    )
     accumulator = _accumulator(card)
     examples = 0
     shown = []

@@ -66,8 +66,11 @@ def load(target):
             raise FileNotFoundError(f"no such .keras file: {path}")
         model = keras.saving.load_model(path)
         card = zoo.info(model.name)  # builders name their model after the architecture
-        card.update(input_shape=list(model.input_shape[1:]),
-                    output_shape=list(model.output_shape[1:]), name=path.stem)
+        card.update(
+            input_shape=list(model.input_shape[1:]),
+            output_shape=list(model.output_shape[1:]),
+            name=path.stem,
+        )
         return model, card
     return zoo.load(target), zoo.info(target)
 
@@ -108,8 +111,7 @@ def _write_saved_model(model, card, directory):
 def _representative(card, data_dir):
     from kerasrv import data
 
-    ds = data.pipeline(card, f"train[:{CALIBRATION_SAMPLES}]", 1, shuffle=False,
-                       data_dir=data_dir)
+    ds = data.pipeline(card, f"train[:{CALIBRATION_SAMPLES}]", 1, shuffle=False, data_dir=data_dir)
     return lambda: ([x] for x, _ in ds)
 
 
@@ -290,8 +292,15 @@ def _size(path):
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def export(target, formats=("saved_model", "tflite"), out="export", *, parity_samples=1000,
-           data_dir=None, representative=None):
+def export(
+    target,
+    formats=("saved_model", "tflite"),
+    out="export",
+    *,
+    parity_samples=1000,
+    data_dir=None,
+    representative=None,
+):
     """Exports a zoo entry (or a `.keras` file of one) and measures every format against Keras.
 
     Args:
@@ -334,7 +343,8 @@ def export(target, formats=("saved_model", "tflite"), out="export", *, parity_sa
         report = None
         if parity_samples:
             runners = {
-                name: saved_model_function(path, card) if name == "saved_model"
+                name: saved_model_function(path, card)
+                if name == "saved_model"
                 else TFLiteModel(path)
                 for name, path in files.items()
             }

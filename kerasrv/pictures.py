@@ -77,8 +77,9 @@ def dataset_grid(name, split="test", out=None, count=8, data_dir=None):
     elif "mask" in features:
         columns = min(4, len(examples))
         rows = -(-len(examples) // columns)
-        fig, axes = plt.subplots(rows, 2 * columns, figsize=(2.4 * columns, 1.5 * rows + 0.8),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            rows, 2 * columns, figsize=(2.4 * columns, 1.5 * rows + 0.8), squeeze=False
+        )
         for ax in axes.flat:
             ax.axis("off")
         for i, example in enumerate(examples):
@@ -92,8 +93,9 @@ def dataset_grid(name, split="test", out=None, count=8, data_dir=None):
     else:
         columns = min(8, len(examples))
         rows = -(-len(examples) // columns)
-        fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows + 0.4),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            rows, columns, figsize=(1.3 * columns, 1.5 * rows + 0.4), squeeze=False
+        )
         for ax in axes.flat:
             ax.axis("off")
         for ax, example in zip(axes.flat, examples):
@@ -126,8 +128,15 @@ def confusion_matrix(confusion, class_names, out, title):
     ax.set_ylabel("true")
     for (i, j), count in np.ndenumerate(confusion):
         if count:
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=6,
-                    color="white" if rates[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if rates[i, j] > 0.5 else "black",
+            )
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
     ax.set_title(title, fontsize=10)
     return _save(fig, out)
@@ -150,11 +159,18 @@ def draw_evaluation(card, result, shown, out_dir):
     title = f"{name} on {result['split']} ({result['examples']} examples): {metrics}"
     written = []
     if "confusion_matrix" in result:
-        written.append(confusion_matrix(result["confusion_matrix"], card["class_names"],
-                                        out_dir / "confusion_matrix.png", title))
+        written.append(
+            confusion_matrix(
+                result["confusion_matrix"],
+                card["class_names"],
+                out_dir / "confusion_matrix.png",
+                title,
+            )
+        )
     if task == "segmentation":
-        fig, axes = plt.subplots(len(shown), 3, figsize=(5.4, 1.8 * len(shown) + 0.8),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            len(shown), 3, figsize=(5.4, 1.8 * len(shown) + 0.8), squeeze=False
+        )
         for row, (x, y, p) in zip(axes, shown):
             image = x * 255
             overlay(row[0], image)
@@ -165,8 +181,9 @@ def draw_evaluation(card, result, shown, out_dir):
     elif task in ("video_segmentation", "next_frame", "video_classification"):
         clips = shown[:3]
         steps = clips[0][0].shape[0]
-        fig, axes = plt.subplots(2 * len(clips), steps, figsize=(1.1 * steps, 2.3 * len(clips) + 1),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            2 * len(clips), steps, figsize=(1.1 * steps, 2.3 * len(clips) + 1), squeeze=False
+        )
         for c, (x, y, p) in enumerate(clips):
             top, bottom = axes[2 * c], axes[2 * c + 1]
             for t in range(steps):
@@ -179,15 +196,22 @@ def draw_evaluation(card, result, shown, out_dir):
                 else:
                     overlay(top[t], x[t] * 255)
                     bottom[t].axis("off")
-            labels = {"video_segmentation": ("true masks", "predicted"),
-                      "next_frame": ("true next frames", "predicted")}.get(task)
+            labels = {
+                "video_segmentation": ("true masks", "predicted"),
+                "next_frame": ("true next frames", "predicted"),
+            }.get(task)
             if labels:
                 top[0].set_ylabel(labels[0], fontsize=7)
                 bottom[0].set_ylabel(labels[1], fontsize=7)
             else:
                 names = card["class_names"]
-                bottom[0].text(0, 0.5, f"true: {names[int(y)]}\npredicted: {names[int(p.argmax())]}",
-                               fontsize=8, transform=bottom[0].transAxes)
+                bottom[0].text(
+                    0,
+                    0.5,
+                    f"true: {names[int(y)]}\npredicted: {names[int(p.argmax())]}",
+                    fontsize=8,
+                    transform=bottom[0].transAxes,
+                )
     else:
         return written
     if task in ("segmentation", "video_segmentation"):

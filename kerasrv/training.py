@@ -87,7 +87,10 @@ def _support_multi_worker():
 
     if getattr(trainer, "kerasrv_multi_worker", False):
         return
-    build, reduce_per_replica = trainer.TensorFlowTrainer._maybe_symbolic_build, trainer.reduce_per_replica
+    build, reduce_per_replica = (
+        trainer.TensorFlowTrainer._maybe_symbolic_build,
+        trainer.reduce_per_replica,
+    )
 
     def multi_worker(strategy):
         return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
@@ -161,8 +164,19 @@ def _best_so_far(log_path, monitor, mode):
     return max(values) if mode == "max" else min(values)
 
 
-def fit(model, train_ds, val_ds, *, epochs, out_dir, monitor="val_loss", mode="min",
-        patience=None, verbose="auto", callbacks=()):
+def fit(
+    model,
+    train_ds,
+    val_ds,
+    *,
+    epochs,
+    out_dir,
+    monitor="val_loss",
+    mode="min",
+    patience=None,
+    verbose="auto",
+    callbacks=(),
+):
     """Trains a compiled model with the zoo's callbacks; resumes an interrupted run in `out_dir`.
 
     Writes into `out_dir`: `best.weights.h5` (best `monitor` on validation; before the first
@@ -200,7 +214,11 @@ def fit(model, train_ds, val_ds, *, epochs, out_dir, monitor="val_loss", mode="m
         keras.callbacks.BackupAndRestore(str(out / "backup")),
         guard,
         keras.callbacks.ModelCheckpoint(
-            str(best), monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True,
+            str(best),
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            save_weights_only=True,
             initial_value_threshold=_best_so_far(log, monitor, mode) if resuming else None,
         ),
         keras.callbacks.CSVLogger(str(log), append=True),
@@ -208,8 +226,13 @@ def fit(model, train_ds, val_ds, *, epochs, out_dir, monitor="val_loss", mode="m
     ]
     if patience:
         standard.append(keras.callbacks.EarlyStopping(monitor, patience=patience, mode=mode))
-    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose,
-                        callbacks=[*standard, *callbacks])
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        verbose=verbose,
+        callbacks=[*standard, *callbacks],
+    )
     if guard.where is not None:
         epoch, batch, loss = guard.where
         raise TrainingDiverged(
@@ -333,9 +356,16 @@ def train_entry(
     artifacts = Path(out) / run_name
 
     def batches(split, training):
-        ds = data.pipeline(card, split, batch_size, shuffle=training, seed=seed,
-                           data_dir=data_dir, frames=frames,
-                           augment=training and recipe.get("augment", False))
+        ds = data.pipeline(
+            card,
+            split,
+            batch_size,
+            shuffle=training,
+            seed=seed,
+            data_dir=data_dir,
+            frames=frames,
+            augment=training and recipe.get("augment", False),
+        )
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.DATA
@@ -362,8 +392,17 @@ def train_entry(
     # Every worker keeps its own checkpoints; the chief's are the ones that count.
     index = _tf_config().get("task", {}).get("index", 0)
     checkpoints = artifacts / ("train" if is_chief() else f"train-worker{index}")
-    fit(model, train_ds, val_ds, epochs=epochs, out_dir=checkpoints,
-                  monitor=monitor, mode=mode, patience=patience, verbose=verbose)
+    fit(
+        model,
+        train_ds,
+        val_ds,
+        epochs=epochs,
+        out_dir=checkpoints,
+        monitor=monitor,
+        mode=mode,
+        patience=patience,
+        verbose=verbose,
+    )
     wall = time.perf_counter() - start
     if not is_chief():
         return None
@@ -374,10 +413,18 @@ def train_entry(
     artifacts.mkdir(parents=True, exist_ok=True)
     weights = artifacts / zoo.WEIGHTS_FILE
     clean.save_weights(weights)
-    (artifacts / zoo.CONFIG_FILE).write_text(json.dumps(
-        {"name": entry.name, "builder": entry.architecture,
-         "builder_args": {**card["builder_args"], "input_shape": list(input_shape)},
-         "keras_config": clean.get_config()}, indent=1, default=str))
+    (artifacts / zoo.CONFIG_FILE).write_text(
+        json.dumps(
+            {
+                "name": entry.name,
+                "builder": entry.architecture,
+                "builder_args": {**card["builder_args"], "input_shape": list(input_shape)},
+                "keras_config": clean.get_config(),
+            },
+            indent=1,
+            default=str,
+        )
+    )
     zoo.compile_for_task(clean, entry.task)
     shaped = {**card, "input_shape": list(input_shape)}
     measured = evaluation.evaluate(clean, shaped, data_dir=data_dir, frames=frames)

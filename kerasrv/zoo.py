@@ -113,8 +113,9 @@ def architecture(builder):
     return builder
 
 
-def register(name, *, task, dataset, target, class_names, description, recipe, default=False,
-             **args):
+def register(
+    name, *, task, dataset, target, class_names, description, recipe, default=False, **args
+):
     """Declares a zoo entry `name` ("architecture.tag") built with the builder arguments `args`.
 
     `recipe` holds the training defaults (`epochs`, `batch_size`, `augment`) of `kerasrv train`.

@@ -9,7 +9,6 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 
-
 @pytest.fixture(scope="session")
 def tfds_dir(tmp_path_factory):
     """A TFDS data directory for the session: kerasrv's builders prepare into it on first use."""

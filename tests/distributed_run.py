@@ -46,5 +46,12 @@ training.fit(model, train, val, epochs=2, out_dir=work, verbose=0)
 loss, accuracy = model.evaluate(val, verbose=0)
 if training.is_chief():
     with open(out, "w") as f:
-        json.dump({"loss": loss, "accuracy": accuracy, "replicas": strategy.num_replicas_in_sync,
-                   "strategy": type(strategy).__name__}, f)
+        json.dump(
+            {
+                "loss": loss,
+                "accuracy": accuracy,
+                "replicas": strategy.num_replicas_in_sync,
+                "strategy": type(strategy).__name__,
+            },
+            f,
+        )

@@ -25,8 +25,9 @@ def real_batch(card, n=16, seed=0):
     frames = shape[0] + 1 if task == "next_frame" else shape[0]
     item = 28 if shape[1] >= 48 else 14
     clips = [
-        synthesis.moving_sequence(rng, images, labels, canvas=shape[1], frames=frames,
-                                  item_size=item)
+        synthesis.moving_sequence(
+            rng, images, labels, canvas=shape[1], frames=frames, item_size=item
+        )
         for _ in range(n)
     ]
     x = np.stack([c["frames"] for c in clips]).astype("float32") / 255.0

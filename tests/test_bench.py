@@ -6,15 +6,36 @@ import math
 from kerasrv import bench
 
 ENTRY_FIELDS = {
-    "input_shape", "batch_size", "train_samples_per_s", "train_peak_rss_mb",
-    "textbook_train_samples_per_s", "train_speedup_vs_textbook", "params", "textbook_params",
-    "train_flops_per_sample", "train_flops_per_s", "textbook_train_flops_per_sample",
-    "inference", "inference_batch_size", "artifact_bytes", "tflite_peak_rss_mb",
-    "pipeline_examples_per_s", "pipeline_vs_training", "pipeline_dataset",
-    "fraction_of_matmul_flops", "bench_seconds",
+    "input_shape",
+    "batch_size",
+    "train_samples_per_s",
+    "train_peak_rss_mb",
+    "textbook_train_samples_per_s",
+    "train_speedup_vs_textbook",
+    "params",
+    "textbook_params",
+    "train_flops_per_sample",
+    "train_flops_per_s",
+    "textbook_train_flops_per_sample",
+    "inference",
+    "inference_batch_size",
+    "artifact_bytes",
+    "tflite_peak_rss_mb",
+    "pipeline_examples_per_s",
+    "pipeline_vs_training",
+    "pipeline_dataset",
+    "fraction_of_matmul_flops",
+    "bench_seconds",
 }
-RUNTIMES = {"predict", "call", "saved_model", "tflite_1thread", "tflite_2thread",
-            "tflite_int8_1thread", "tflite_int8_2thread"}
+RUNTIMES = {
+    "predict",
+    "call",
+    "saved_model",
+    "tflite_1thread",
+    "tflite_2thread",
+    "tflite_int8_1thread",
+    "tflite_int8_2thread",
+}
 
 
 def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeypatch):
@@ -47,11 +68,13 @@ def test_graph_flops_counts_what_the_layers_imply():
     # forward x·W, and the gradient of W (the input's gradient is never needed)
     assert bench.graph_flops(dense, (2, 784), "classification") == 2 * (2 * 784 * 10)
 
-    convs = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(8, 3, padding="same"),
-        keras.layers.Conv2D(4, 3, padding="same"),
-    ])
+    convs = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(8, 3, padding="same"),
+            keras.layers.Conv2D(4, 3, padding="same"),
+        ]
+    )
     first, second = 2 * 28 * 28 * 9 * 1 * 8, 2 * 28 * 28 * 9 * 8 * 4
     # first: forward + filter gradient; second: forward + filter gradient + input gradient
     assert bench.graph_flops(convs, (2, 28, 28, 1), "classification") == 2 * first + 3 * second

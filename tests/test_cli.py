@@ -17,7 +17,9 @@ def test_list_prints_every_entry_as_a_table(capsys):
 def test_list_filters_with_a_pattern(capsys):
     assert cli.main(["list", "row_rnn*"]) == 0
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:]] == [
-        "row_rnn.gru", "row_rnn.lstm", "row_rnn.peephole"
+        "row_rnn.gru",
+        "row_rnn.lstm",
+        "row_rnn.peephole",
     ]
 
 

@@ -207,8 +207,9 @@ def test_motion_labels_agree_with_the_items_centroid(tfds_dir):
 )
 def test_pipelines_match_the_entrys_card(name, dataset, input_shape, tfds_dir):
     card = zoo.info(name)
-    ds = data.pipeline(name, "test[:20]", 8, dataset=dataset, input_shape=input_shape,
-                       data_dir=tfds_dir)
+    ds = data.pipeline(
+        name, "test[:20]", 8, dataset=dataset, input_shape=input_shape, data_dir=tfds_dir
+    )
     x, y = next(iter(ds))
     shape = input_shape or tuple(card["input_shape"])
     assert x.shape == (8, *shape) and x.dtype == tf.float32
@@ -234,8 +235,11 @@ def test_one_hot_targets_and_training_shuffles(tfds_dir):
 
 
 def test_a_dataset_that_does_not_fit_the_entry_is_refused(tfds_dir):
-    with pytest.raises(data.DatasetError, match=r"gives frames of shape \(8, 32, 32, 1\), but "
-                       r"the entry expects \(10, 64, 64, 1\)"):
+    with pytest.raises(
+        data.DatasetError,
+        match=r"gives frames of shape \(8, 32, 32, 1\), but "
+        r"the entry expects \(10, 64, 64, 1\)",
+    ):
         data.pipeline("lrcn", "test", dataset=MOVING, data_dir=tfds_dir)
 
 

@@ -51,8 +51,7 @@ def test_every_entry_ships_weights_that_match_its_card(name):
 def test_card_metrics_are_re_measured_from_the_weights(name, tfds_dir):
     card = _card(name)
     model = zoo.load(name)
-    measured = evaluation.evaluate(model, zoo.info(name), card["check"]["split"],
-                                   data_dir=tfds_dir)
+    measured = evaluation.evaluate(model, zoo.info(name), card["check"]["split"], data_dir=tfds_dir)
     for metric, value in card["check"]["metrics"].items():
         assert measured["metrics"][metric] == pytest.approx(value, abs=2e-3), metric
 
@@ -74,8 +73,11 @@ def test_motion_needs_the_sequence():
 
 
 def test_a_weights_file_that_does_not_match_its_card_is_refused(tmp_path, monkeypatch):
-    shutil.copytree(zoo.shipped("row_rnn.lstm"), tmp_path / "row_rnn.lstm",
-                    ignore=shutil.ignore_patterns("train*"))
+    shutil.copytree(
+        zoo.shipped("row_rnn.lstm"),
+        tmp_path / "row_rnn.lstm",
+        ignore=shutil.ignore_patterns("train*"),
+    )
     weights = tmp_path / "row_rnn.lstm" / zoo.WEIGHTS_FILE
     data = bytearray(weights.read_bytes())
     data[-100] ^= 0xFF
@@ -120,8 +122,11 @@ def test_an_installed_wheel_loads_the_trained_weights(tmp_path):
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
     ).strip()
     Path(target_site, "dependencies.pth").write_text(site + "\n")
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    str(ROOT)], check=True, cwd=tmp_path)
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT)],
+        check=True,
+        cwd=tmp_path,
+    )
     script = (
         "import json, kerasrv, numpy as np\n"
         "from pathlib import Path\n"
@@ -131,8 +136,13 @@ def test_an_installed_wheel_loads_the_trained_weights(tmp_path):
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    result = subprocess.run([python, "-c", script], cwd=elsewhere, capture_output=True, text=True,
-                            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    result = subprocess.run(
+        [python, "-c", script],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["file"].startswith(target_site)

@@ -78,7 +78,10 @@ def saved_model_outputs(exports, tmp_path_factory):
     np.save(work / "jobs.npy", jobs, allow_pickle=True)
     result = subprocess.run(
         [sys.executable, "-c", WITHOUT_KERASRV, str(work / "jobs.npy"), str(work / "out.npy")],
-        cwd=work, capture_output=True, text=True, timeout=600,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     return np.load(work / "out.npy", allow_pickle=True).item()
@@ -88,8 +91,9 @@ def saved_model_outputs(exports, tmp_path_factory):
 def test_saved_model_matches_keras_without_kerasrv(name, exports, saved_model_outputs):
     expected = exports[name]["keras"][:7]
     for size in (1, 7):
-        np.testing.assert_allclose(saved_model_outputs[name][size], expected, atol=1e-5,
-                                   err_msg=f"batch {size}")
+        np.testing.assert_allclose(
+            saved_model_outputs[name][size], expected, atol=1e-5, err_msg=f"batch {size}"
+        )
 
 
 @pytest.mark.parametrize("name", ENTRIES)
@@ -117,10 +121,14 @@ def test_quantized_formats_agree_with_keras(name, exports):
     card = made["card"]
     for variant in QUANTIZED:
         model = export.TFLiteModel(made["files"][variant])
-        predicted = np.concatenate([model(made["x"][i : i + 7]) for i in range(0, len(made["x"]), 7)])
+        predicted = np.concatenate(
+            [model(made["x"][i : i + 7]) for i in range(0, len(made["x"]), 7)]
+        )
         agreement = export.agreement(card, made["keras"], predicted, made["y"])
         assert export.passes(card, variant, {"batch_7": {"agreement": agreement}}), (
-            variant, agreement)
+            variant,
+            agreement,
+        )
 
 
 @pytest.mark.parametrize("name", ENTRIES)
@@ -136,8 +144,12 @@ def test_saved_model_graph_holds_no_pyfunc(name, exports):
 def test_saved_model_cli_lists_the_signature(exports):
     made = exports["cnn_lstm.fmnist"]
     cli = Path(sys.executable).parent / "saved_model_cli"
-    shown = subprocess.run([str(cli), "show", "--dir", str(made["directory"]), "--all"],
-                           capture_output=True, text=True, timeout=300)
+    shown = subprocess.run(
+        [str(cli), "show", "--dir", str(made["directory"]), "--all"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert shown.returncode == 0, shown.stderr
     text = shown.stdout
     assert "signature_def['serving_default']" in text
@@ -158,8 +170,21 @@ def test_a_second_export_makes_version_2_and_leaves_version_1(tmp_path, tfds_dir
 
     first = export.export("row_rnn.gru", ("saved_model",), tmp_path, parity_samples=0)
     before = _tree_digest(first["directory"])
-    assert cli.main(["export", "row_rnn.gru", "--format", "saved_model,tflite", "--out",
-                     str(tmp_path), "--parity-samples", "20"]) == 0
+    assert (
+        cli.main(
+            [
+                "export",
+                "row_rnn.gru",
+                "--format",
+                "saved_model,tflite",
+                "--out",
+                str(tmp_path),
+                "--parity-samples",
+                "20",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert f"to {tmp_path / 'row_rnn.gru' / '2'}" in printed and "passes" in printed
     assert sorted(p.name for p in (tmp_path / "row_rnn.gru").iterdir()) == ["1", "2"]
@@ -171,9 +196,19 @@ def test_a_second_export_makes_version_2_and_leaves_version_1(tmp_path, tfds_dir
 
 def test_an_export_killed_midway_leaves_no_version(tmp_path, tfds_dir):
     run = subprocess.Popen(
-        [sys.executable, "-m", "kerasrv.cli", "export", "cnn_lstm", "--format",
-         ",".join(export.FORMATS), "--out", str(tmp_path)],
-        env={**os.environ, "TFDS_DATA_DIR": tfds_dir}, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "kerasrv.cli",
+            "export",
+            "cnn_lstm",
+            "--format",
+            ",".join(export.FORMATS),
+            "--out",
+            str(tmp_path),
+        ],
+        env={**os.environ, "TFDS_DATA_DIR": tfds_dir},
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     root = tmp_path / "cnn_lstm.fmnist"
@@ -200,8 +235,11 @@ def test_wrong_inputs_get_clear_errors(exports):
     model = export.TFLiteModel(made["files"]["tflite"])
     with pytest.raises(ValueError, match=r"expects input of rank 4, shape \(batch, 28, 28, 1\)"):
         model(good[..., 0])
-    with pytest.raises(ValueError, match=r"expects input of shape \(batch, 28, 28, 1\), got "
-                       r"\(2, 32, 32, 1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"expects input of shape \(batch, 28, 28, 1\), got "
+        r"\(2, 32, 32, 1\)",
+    ):
         model(np.zeros((2, 32, 32, 1), "float32"))
     with pytest.raises(TypeError, match="expects float32 input in \\[0, 1\\], got dtype uint8"):
         model((good * 255).astype("uint8"))
@@ -245,6 +283,11 @@ def test_keras_files_load_in_a_fresh_process_after_import_kerasrv(tmp_path):
         "    got = model.predict_on_batch(np.load(f'{name}.npy'))\n"
         "    np.testing.assert_allclose(got, np.load(f'{name}.expected.npy'), atol=1e-6)\n"
     )
-    result = subprocess.run([sys.executable, "-c", script, *names], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script, *names],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr

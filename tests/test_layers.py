@@ -14,7 +14,9 @@ def sigmoid(z):
 
 
 def randomize(layer, rng, scale=0.5):
-    layer.set_weights([rng.normal(0, scale, w.shape).astype("float32") for w in layer.get_weights()])
+    layer.set_weights(
+        [rng.normal(0, scale, w.shape).astype("float32") for w in layer.get_weights()]
+    )
 
 
 def test_peephole_cell_matches_document_equations():
@@ -44,8 +46,9 @@ def test_peephole_cell_matches_document_equations():
 
 def test_row_rnn_simple_cell_matches_document_equations():
     rng = np.random.default_rng(1)
-    model = row_rnn(input_shape=(6, 5, 1), num_classes=4, cell="simple", units=7, num_layers=1,
-                    dropout=0.0)
+    model = row_rnn(
+        input_shape=(6, 5, 1), num_classes=4, cell="simple", units=7, num_layers=1, dropout=0.0
+    )
     for layer in model.layers:
         randomize(layer, rng)
     w_xh, w_hh, b_h = model.get_layer("simple1").get_weights()
@@ -99,8 +102,12 @@ def test_image_to_sequence_reads_rows_and_columns():
 
 def test_framewise_matches_time_distributed():
     inner = keras.Sequential(
-        [keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, padding="same"),
-         keras.layers.BatchNormalization(), keras.layers.MaxPooling2D()]
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, padding="same"),
+            keras.layers.BatchNormalization(),
+            keras.layers.MaxPooling2D(),
+        ]
     )
     x = np.random.default_rng(0).uniform(size=(3, 5, 8, 8, 1)).astype("float32")
     folded = layers.FrameWise(inner)(x, training=False)

@@ -16,14 +16,26 @@ import pytest
 from kerasrv import zoo
 
 HERE = Path(__file__).parent
-QUICK = ["--batch-size", "64", "--train-split", "train[:3000]", "--validation-split",
-         "train[59000:]"]
+QUICK = [
+    "--batch-size",
+    "64",
+    "--train-split",
+    "train[:3000]",
+    "--validation-split",
+    "train[59000:]",
+]
 
 
 def kerasrv(*args, tfds_dir, **popen):
     env = {**os.environ, "TFDS_DATA_DIR": tfds_dir, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "kerasrv.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "kerasrv.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )
 
 
 def _epochs_logged(log):
@@ -57,8 +69,18 @@ def test_a_killed_run_resumes_at_the_next_epoch(tmp_path, tfds_dir):
 
 
 def test_a_nan_loss_ends_the_run_with_a_message_and_a_loadable_checkpoint(tmp_path, tfds_dir):
-    run = kerasrv("train", "cnn_lstm", "--epochs", "2", "--learning-rate", "1e30", *QUICK,
-                  "--out", str(tmp_path), tfds_dir=tfds_dir)
+    run = kerasrv(
+        "train",
+        "cnn_lstm",
+        "--epochs",
+        "2",
+        "--learning-rate",
+        "1e30",
+        *QUICK,
+        "--out",
+        str(tmp_path),
+        tfds_dir=tfds_dir,
+    )
     output, _ = run.communicate(timeout=600)
     assert run.returncode == 1, output
     assert "training stopped: the loss became nan at epoch 1" in output
@@ -73,7 +95,9 @@ def test_a_nan_loss_ends_the_run_with_a_message_and_a_loadable_checkpoint(tmp_pa
 def _distributed(strategy, out, env=None):
     return subprocess.Popen(
         [sys.executable, str(HERE / "distributed_run.py"), strategy, str(out)],
-        env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
 
@@ -114,8 +138,15 @@ def test_two_local_workers_match_one_device(tmp_path, single_device):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     out = tmp_path / "result.json"
     runs = [
-        _distributed("multi_worker", out, {"TF_CONFIG": json.dumps(
-            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})})
+        _distributed(
+            "multi_worker",
+            out,
+            {
+                "TF_CONFIG": json.dumps(
+                    {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
+                )
+            },
+        )
         for i in range(2)
     ]
     _finish(*runs)

@@ -12,7 +12,13 @@ from kerasrv import zoo
 
 ENTRIES = zoo.list_models()
 ARCHITECTURES = {
-    "row_rnn", "cnn_lstm", "renet", "reseg", "lrcn", "convlstm_seg", "convlstm_predict"
+    "row_rnn",
+    "cnn_lstm",
+    "renet",
+    "reseg",
+    "lrcn",
+    "convlstm_seg",
+    "convlstm_predict",
 }
 
 

@@ -141,15 +141,18 @@ class MovingFashionMnist(tfds.core.GeneratorBasedBuilder):
         c = self.builder_config
         images, labels = load_fashion_mnist(split)
         for index in range(count):
-            yield index, synthesis.moving_sequence(
-                synthesis.example_rng(c.seed, split, index),
-                images,
-                labels,
-                canvas=c.canvas,
-                frames=c.frames,
-                items=c.items,
-                item_size=c.item_size,
-                speeds=c.speeds,
+            yield (
+                index,
+                synthesis.moving_sequence(
+                    synthesis.example_rng(c.seed, split, index),
+                    images,
+                    labels,
+                    canvas=c.canvas,
+                    frames=c.frames,
+                    items=c.items,
+                    item_size=c.item_size,
+                    speeds=c.speeds,
+                ),
             )
 
 

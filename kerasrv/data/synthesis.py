@@ -50,8 +50,9 @@ def _padded(values):
     return out
 
 
-def moving_sequence(rng, images, labels, *, canvas=64, frames=10, items=(1, 2), item_size=28,
-                    speeds=(2, 4)):
+def moving_sequence(
+    rng, images, labels, *, canvas=64, frames=10, items=(1, 2), item_size=28, speeds=(2, 4)
+):
     """One Moving Fashion-MNIST sequence.
 
     Every item gets a random image, one of 8 directions and an integer speed (pixels per frame
