@@ -32,18 +32,20 @@ import tensorflow as tf
 
 from kerasrv import zoo
 
-FORMATS = ("saved_model", "tflite", "tflite_dynamic", "tflite_float16", "tflite_int8")
+FORMATS = ("saved_model", "tflite", "tflite_dynamic", "tflite_float16", "tflite_int8", "onnx")
 TFLITE_FILES = {
     "tflite": "model.tflite",
     "tflite_dynamic": "model.dynamic.tflite",
     "tflite_float16": "model.float16.tflite",
     "tflite_int8": "model.int8.tflite",
 }
+ONNX_FILE = "model.onnx"
+ONNX_OPSET = 17
 PARITY_FILE = "parity.json"
 CALIBRATION_SAMPLES = 200
 
 # What passes parity. Float formats: the largest absolute difference from Keras' outputs.
-MAX_ABS_DIFF = {"saved_model": 1e-5, "tflite": 1e-4}
+MAX_ABS_DIFF = {"saved_model": 1e-5, "tflite": 1e-4, "onnx": 1e-4}
 # Reduced-precision formats: task agreement with Keras (see `agreement`); for next-frame
 # prediction, the export's MSE may be at most this many times Keras'.
 MIN_AGREEMENT = {
@@ -106,6 +108,22 @@ def _write_saved_model(model, card, directory):
         input_signature=[spec],
     )
     archive.write_out(str(directory), verbose=False)
+
+
+def _write_onnx(model, card, path):
+    """ONNX for users outside TensorFlow, converted by tf2onnx (LSTMs become ONNX `LSTM` ops)."""
+    try:
+        import tf2onnx
+    except ImportError:
+        raise ImportError(
+            "the onnx format needs tf2onnx and onnxruntime: pip install 'kerasrv[onnx]'"
+        ) from None
+    spec = tf.TensorSpec((None, *card["input_shape"]), tf.float32, name=card["input_name"])
+    output = card["output_name"]
+    serve = tf.function(lambda x: {output: model(x, training=False)})
+    tf2onnx.convert.from_function(
+        serve, input_signature=(spec,), opset=ONNX_OPSET, output_path=str(path)
+    )
 
 
 def _representative(card, data_dir):
@@ -174,6 +192,15 @@ class TFLiteModel:
                 f"{self.path.name} expects float32 input in [0, 1], got dtype {x.dtype}"
             )
         return self.runner(**{self.input_name: x})[self.output_name]
+
+
+def onnx_function(path):
+    """An ONNX file run by onnxruntime, as a numpy → numpy function."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: np.asarray(x, np.float32)})[0]
 
 
 def saved_model_function(directory, card):
@@ -279,6 +306,14 @@ def _measure(task):
 # --- versions and the export itself ------------------------------------------------------------
 
 
+def _runner(name, path, card):
+    if name == "saved_model":
+        return saved_model_function(path, card)
+    if name == "onnx":
+        return onnx_function(path)
+    return TFLiteModel(path)
+
+
 def next_version(directory):
     """The next integer version under a model's directory (1 when there is none)."""
     existing = [int(p.name) for p in Path(directory).glob("*") if p.name.isdigit()]
@@ -340,14 +375,13 @@ def export(
                     samples = representative or _representative(card, data_dir)
                     path.write_bytes(_convert(scratch, variant, card, samples))
                     files[variant], sizes[variant] = path, path.stat().st_size
+        if "onnx" in formats:
+            files["onnx"] = staging / ONNX_FILE
+            _write_onnx(model, card, files["onnx"])
+            sizes["onnx"] = files["onnx"].stat().st_size
         report = None
         if parity_samples:
-            runners = {
-                name: saved_model_function(path, card)
-                if name == "saved_model"
-                else TFLiteModel(path)
-                for name, path in files.items()
-            }
+            runners = {name: _runner(name, path, card) for name, path in files.items()}
             report = parity(model, card, runners, samples=parity_samples, data_dir=data_dir)
             for name, size in sizes.items():
                 report["formats"][name]["size_bytes"] = size
