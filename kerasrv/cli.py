@@ -56,6 +56,10 @@ def cmd_data_show(args):
 def cmd_train(args):
     from kerasrv import training
 
+    if args.record_baseline and args.frames != 1:
+        raise ValueError(
+            "--record-baseline records a single-frame baseline: use it with --frames 1"
+        )
     record = training.train_entry(
         args.name,
         epochs=args.epochs,
@@ -74,6 +78,8 @@ def cmd_train(args):
     if record is not None:  # the chief reports; other workers only train
         print(json.dumps({k: record[k] for k in ("name", "metrics", "evaluation")}, indent=1))
         print(f"artifacts: {Path(args.out) / record['training']['run']}")
+        if args.record_baseline:
+            print(f"recorded in {training.record_baseline(record)}")
 
 
 def cmd_evaluate(args):
@@ -178,6 +184,12 @@ def build_parser():
     p.add_argument("--learning-rate", type=float, help="peak rate of the cosine schedule")
     p.add_argument("--patience", type=int, help="EarlyStopping patience (default: none)")
     p.add_argument("--frames", type=int, help="video entries: train on the first N frames only")
+    p.add_argument(
+        "--record-baseline",
+        action="store_true",
+        help="with --frames 1: write the metrics into the shipped entry's card as its "
+        "single-frame baseline",
+    )
     p.add_argument("--train-split", help="tfds split to train on (default train[:90%%])")
     p.add_argument("--validation-split", help="split that picks the best epoch (train[90%%:])")
     p.set_defaults(run=cmd_train)

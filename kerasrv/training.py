@@ -470,3 +470,24 @@ def _epochs_run(log_path, monitor, mode):
         rows = [(int(r["epoch"]) + 1, float(r[monitor])) for r in csv.DictReader(f)]
     pick = max if mode == "max" else min
     return {"epochs_run": len(rows), "best_epoch": pick(rows, key=lambda row: row[1])[0]}
+
+
+def record_baseline(record, name="single_frame"):
+    """Writes a `--frames` run's metrics into the shipped entry's card, under `baselines`.
+
+    The card of `lrcn.motion` carries what the same encoder reaches from a single frame, so the
+    claim that motion needs the sequence rests on two measured numbers.
+    """
+    directory = zoo.shipped(record["name"])
+    if directory is None:
+        raise zoo.WeightsError(f"{record['name']} ships no card to record a baseline in")
+    path = directory / zoo.CARD_FILE
+    card = json.loads(path.read_text())
+    card.setdefault("baselines", {})[name] = {
+        "metrics": record["metrics"],
+        "command": record["training"]["command"],
+        "epochs": record["training"]["epochs"],
+        "date": record["training"]["date"],
+    }
+    path.write_text(json.dumps(card, indent=1) + "\n")
+    return path
