@@ -16,8 +16,8 @@ FASHION_MNIST_CLASSES = (
 # Segmentation masks hold 0 for background and class id + 1 for an item's pixels.
 SEGMENTATION_CLASSES = ("background",) + FASHION_MNIST_CLASSES
 
-# Moving Fashion-MNIST motion labels: the direction of an item's velocity, counter-clockwise from
-# east in image coordinates where y grows downwards ("north" = towards row 0).
+# Moving Fashion-MNIST motion labels: the direction the clip's items start moving in,
+# counter-clockwise from east in image coordinates where y grows downwards ("north" = row 0).
 MOTION_DIRECTIONS = (
     "east",
     "north-east",

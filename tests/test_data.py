@@ -184,12 +184,18 @@ def test_motion_labels_agree_with_the_items_centroid(tfds_dir):
             continue  # two items of one class: the mask cannot tell their pixels apart
         pixels = clip["masks"] == clip["label"] + 1
         centroids = [np.argwhere(frame).mean(axis=0)[::-1] for frame in pixels]  # (x, y)
-        step = centroids[1] - centroids[0]
-        expected = np.sign(np.round(step)).astype(int)
-        assert tuple(expected) == tuple(synthesis.DIRECTIONS[clip["motion"]])
-        assert np.abs(step).max() > 0
+        direction = tuple(synthesis.DIRECTIONS[clip["motion"]])
+        for step in (centroids[1] - centroids[0], centroids[2] - centroids[1]):
+            assert tuple(np.sign(np.round(step)).astype(int)) == direction
         checked += 1
     assert checked > 150
+
+
+def test_every_item_of_a_clip_starts_moving_in_its_direction(tfds_dir):
+    for clip in _examples(MOVING, "train", tfds_dir, 300):
+        placed = clip["positions"][clip["items"] >= 0]
+        steps = np.sign(placed[:, 1] - placed[:, 0])
+        assert (steps == synthesis.DIRECTIONS[clip["motion"]]).all()
 
 
 # --- pipelines ---------------------------------------------------------------------------------

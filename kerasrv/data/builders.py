@@ -85,7 +85,11 @@ class MovingConfig(tfds.core.BuilderConfig):
 class MovingFashionMnist(tfds.core.GeneratorBasedBuilder):
     """Moving Fashion-MNIST: Srivastava et al. (2015)'s Moving MNIST recipe on Fashion-MNIST."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.1.0": "All items of a clip move in one direction, `motion`; no bounce in 2 steps.",
+        "1.0.0": "Each item had its own direction; `motion` was item 0's.",
+    }
     disable_shuffling = True  # example i of a split is built from example_rng(seed, split, i)
     BUILDER_CONFIGS = [
         MovingConfig(
@@ -111,8 +115,8 @@ class MovingFashionMnist(tfds.core.GeneratorBasedBuilder):
             description=(
                 "Sequences of Fashion-MNIST items moving with constant velocity and bouncing off "
                 "the canvas borders, with per-frame masks (class id + 1 of the nearest item, 0 = "
-                "background), the class of item 0 (`label`) and its direction of motion "
-                "(`motion`, one of 8)."
+                "background), the class of the nearest item (`label`) and the direction all "
+                "items start moving in (`motion`, one of 8)."
             ),
             features=tfds.features.FeaturesDict(
                 {

@@ -55,11 +55,12 @@ def moving_sequence(
 ):
     """One Moving Fashion-MNIST sequence.
 
-    Every item gets a random image, one of 8 directions and an integer speed (pixels per frame
-    along each moving axis); it starts at least one step away from the borders it moves towards,
-    so the first step never bounces, then moves with constant velocity and reflects off the
-    borders. Item 0 is drawn last (nearest): it is never hidden, and it defines `label` and
-    `motion`.
+    All items move in one of 8 directions, each at its own integer speed (pixels per frame
+    along each moving axis), so `motion` is a property of the clip that every item shows (were
+    it one item's own, a clip of two items moving apart would not tell which one). Each item
+    starts at least two steps away from the borders it moves towards, so the first two steps
+    never bounce, then moves with constant velocity and reflects off the borders. Item 0 is
+    drawn last (nearest): it is never hidden, and its class is `label`.
 
     Args:
         rng: a `numpy.random.Generator` (see `example_rng`).
@@ -73,22 +74,25 @@ def moving_sequence(
 
     Returns:
         A dict: `frames` (T, canvas, canvas, 1) uint8, `masks` (T, canvas, canvas) uint8 holding
-        class + 1 of the nearest item on each pixel (0 = background), `label` and `motion` of
-        item 0, `items` (indices into `images`) and `classes`, padded with -1, and `positions`
+        class + 1 of the nearest item on each pixel (0 = background), `label` (item 0's class),
+        `motion` (the clip's direction), `items` (indices into `images`) and `classes`, padded
+        with -1, and `positions`
         (MAX_ITEMS, T, 2) top-left (x, y) of each item in each frame (-1 padding).
     """
     if item_size >= canvas:
         raise ValueError(f"items of {item_size} px do not move on a {canvas} px canvas")
     count = int(rng.integers(items[0], items[1] + 1))
     indices = rng.integers(len(images), size=count)
-    directions = rng.integers(len(DIRECTIONS), size=count)
+    direction = int(rng.integers(len(DIRECTIONS)))
     speed = rng.integers(speeds[0], speeds[1] + 1, size=count)
     limit = canvas - item_size  # largest top-left coordinate
+    if limit < 2 * speeds[1]:
+        raise ValueError(f"a {canvas} px canvas leaves {item_size} px items no room for two steps")
     positions = np.full((MAX_ITEMS, frames, 2), -1, dtype=np.int64)
     for j in range(count):
-        velocity = DIRECTIONS[directions[j]] * speed[j]
-        low = np.where(velocity < 0, -velocity, 0)
-        high = np.where(velocity > 0, limit - velocity, limit)
+        velocity = DIRECTIONS[direction] * speed[j]
+        low = np.where(velocity < 0, -2 * velocity, 0)
+        high = np.where(velocity > 0, limit - 2 * velocity, limit)
         position = rng.integers(low, high + 1)
         for t in range(frames):
             positions[j, t] = position
@@ -113,7 +117,7 @@ def moving_sequence(
         "frames": video[..., None],
         "masks": masks,
         "label": int(labels[indices[0]]),
-        "motion": int(directions[0]),
+        "motion": direction,
         "items": _padded(indices),
         "classes": _padded(labels[indices]),
         "positions": positions,
