@@ -327,6 +327,25 @@ def _size(path):
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _publish(staging, root, version):
+    """Renames a finished staging directory to the next free version, atomically.
+
+    A rename onto an existing version fails rather than overwrite it; another export that took
+    the version first makes this one try the next.
+    """
+    os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the version from a server's user
+    for _ in range(100):
+        final = root / str(version)
+        try:
+            os.rename(staging, final)  # a server sees the whole version or none of it
+            return final
+        except OSError:
+            if not final.exists():
+                raise
+            version = next_version(root)
+    raise RuntimeError(f"no free version directory under {root}")
+
+
 def export(
     target,
     formats=("saved_model", "tflite"),
@@ -368,11 +387,13 @@ def export(
             files["saved_model"], sizes["saved_model"] = staging, _size(staging)
         tflite = [f for f in formats if f in TFLITE_FILES]
         if tflite:
+            samples = representative
+            if "tflite_int8" in tflite and samples is None:
+                samples = _representative(card, data_dir)
             with tempfile.TemporaryDirectory() as scratch:
                 _write_saved_model(unrolled(model), card, scratch)
                 for variant in tflite:
                     path = staging / TFLITE_FILES[variant]
-                    samples = representative or _representative(card, data_dir)
                     path.write_bytes(_convert(scratch, variant, card, samples))
                     files[variant], sizes[variant] = path, path.stat().st_size
         if "onnx" in formats:
@@ -386,13 +407,12 @@ def export(
             for name, size in sizes.items():
                 report["formats"][name]["size_bytes"] = size
             (staging / PARITY_FILE).write_text(json.dumps(report, indent=1) + "\n")
-        final = root / str(version)
-        os.rename(staging, final)  # atomic: a server sees the whole version or none
+        final = _publish(staging, root, version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     files = {name: final / path.relative_to(staging) for name, path in files.items()}
-    return {"directory": final, "version": version, "files": files, "parity": report}
+    return {"directory": final, "version": int(final.name), "files": files, "parity": report}
 
 
 def record_in_card(name, result):

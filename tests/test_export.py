@@ -204,6 +204,7 @@ def test_a_second_export_makes_version_2_and_leaves_version_1(tmp_path, tfds_dir
     printed = capsys.readouterr().out
     assert f"to {tmp_path / 'row_rnn.gru' / '2'}" in printed and "passes" in printed
     assert sorted(p.name for p in (tmp_path / "row_rnn.gru").iterdir()) == ["1", "2"]
+    assert first["directory"].stat().st_mode & 0o005 == 0o005  # a server's user can read it
     assert _tree_digest(first["directory"]) == before
     parity = json.loads((tmp_path / "row_rnn.gru" / "2" / export.PARITY_FILE).read_text())
     assert parity["samples"] == 20 and set(parity["formats"]) == {"saved_model", "tflite"}
