@@ -78,7 +78,7 @@ register(
     "lrcn.motion",
     default=True,
     description="per-frame CNN → LSTM(128): which of 8 directions the item moves",
-    recipe={"epochs": 10, "batch_size": 32},
+    recipe={"epochs": 20, "batch_size": 32},
     input_shape=(10, 64, 64, 1),
     num_classes=len(MOTION_DIRECTIONS),
     task="video_classification",

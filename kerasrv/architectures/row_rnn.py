@@ -71,14 +71,14 @@ register(
 register(
     "row_rnn.gru",
     description="2×GRU(128) over the 28 rows of a Fashion-MNIST image",
-    recipe={"epochs": 30, "batch_size": 128, "augment": True},
+    recipe={"epochs": 15, "batch_size": 128, "augment": True},
     cell="gru",
     **_FMNIST,
 )
 register(
     "row_rnn.peephole",
     description="2×peephole LSTM(128) over the rows (document 001's cell)",
-    recipe={"epochs": 30, "batch_size": 128, "augment": True},
+    recipe={"epochs": 15, "batch_size": 128, "augment": True},
     cell="peephole",
     **_FMNIST,
 )
