@@ -257,16 +257,6 @@ def train_throughput(model, x, y, seconds, warmup=2):
     return steps * len(x) / (time.perf_counter() - start)
 
 
-def latency_ms(run, x, calls):
-    run(x)
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        run(x)
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
-
-
 def throughput(run, x, seconds):
     run(x)
     calls, start = 0, time.perf_counter()
@@ -385,7 +375,7 @@ def bench_entry(name, quick=False, data_dir=None):
         inference = {}
         for label, run in runners.items():
             inference[label] = {
-                "latency_ms_batch_1": latency_ms(run, one, calls),
+                "latency_ms_batch_1": export.median_latency_ms(run, one, calls),
                 "samples_per_s_batch_64": throughput(run, big, seconds),
             }
         base = inference["saved_model"]["latency_ms_batch_1"]

@@ -240,7 +240,8 @@ def _batched(run, x, batch_size):
     return np.concatenate([run(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def _median_latency_ms(run, sample, calls=30):
+def median_latency_ms(run, sample, calls=30):
+    """Median wall time of `calls` calls of `run(sample)` after one warm-up call, in ms."""
     run(sample)
     times = []
     for _ in range(calls):
@@ -279,7 +280,7 @@ def parity(model, card, runners, *, samples=1000, batch_sizes=(1, 7), data_dir=N
                 "max_abs_diff": float(np.abs(predicted - reference).max()),
                 "agreement": agreement(card, reference, predicted, y),
             }
-        entry["latency_ms_batch_1"] = _median_latency_ms(run, x[:1])
+        entry["latency_ms_batch_1"] = median_latency_ms(run, x[:1])
         entry["passes"] = passes(card, name, entry)
         report[name] = entry
     return {"samples": len(x), "agreement_measure": _measure(card["task"]), "formats": report}

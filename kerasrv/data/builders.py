@@ -42,7 +42,6 @@ class FashionMnistLocal(tfds.core.GeneratorBasedBuilder):
     """Fashion-MNIST (Xiao et al., 2017) read from local IDX files, never downloaded."""
 
     VERSION = tfds.core.Version("1.0.0")
-    disable_shuffling = True  # examples stay in IDX order: test[:k] is the first k test images
 
     def _info(self):
         return self.dataset_info_from_configs(
@@ -82,7 +81,34 @@ class MovingConfig(tfds.core.BuilderConfig):
     seed: int = 0
 
 
-class MovingFashionMnist(tfds.core.GeneratorBasedBuilder):
+class _BuiltFromFashionMnist(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """A builder whose example i of a split is `_example(example_rng(seed, split, i), ...)`.
+
+    The train split draws from Fashion-MNIST's train images only, the test split from its test
+    images; the config gives the seed and the number of examples of each split. TFDS stores the
+    examples in an order fixed by their keys, so a slice such as test[:500] is always the same
+    examples.
+    """
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # nothing to download
+        c = self.builder_config
+        return {
+            "train": self._generate_examples("train", c.train_examples),
+            "test": self._generate_examples("test", c.test_examples),
+        }
+
+    def _generate_examples(self, split, count):
+        images, labels = load_fashion_mnist(split)
+        for index in range(count):
+            rng = synthesis.example_rng(self.builder_config.seed, split, index)
+            yield index, self._example(rng, images, labels)
+
+    def _example(self, rng, images, labels):
+        raise NotImplementedError
+
+
+class MovingFashionMnist(_BuiltFromFashionMnist):
     """Moving Fashion-MNIST: Srivastava et al. (2015)'s Moving MNIST recipe on Fashion-MNIST."""
 
     VERSION = tfds.core.Version("1.1.0")
@@ -90,7 +116,6 @@ class MovingFashionMnist(tfds.core.GeneratorBasedBuilder):
         "1.1.0": "All items of a clip move in one direction, `motion`; no bounce in 2 steps.",
         "1.0.0": "Each item had its own direction; `motion` was item 0's.",
     }
-    disable_shuffling = True  # example i of a split is built from example_rng(seed, split, i)
     BUILDER_CONFIGS = [
         MovingConfig(
             name="default",
@@ -133,31 +158,18 @@ class MovingFashionMnist(tfds.core.GeneratorBasedBuilder):
             citation=_CITATION,
         )
 
-    def _split_generators(self, dl_manager):
-        del dl_manager
+    def _example(self, rng, images, labels):
         c = self.builder_config
-        return {
-            "train": self._generate_examples("train", c.train_examples),
-            "test": self._generate_examples("test", c.test_examples),
-        }
-
-    def _generate_examples(self, split, count):
-        c = self.builder_config
-        images, labels = load_fashion_mnist(split)
-        for index in range(count):
-            yield (
-                index,
-                synthesis.moving_sequence(
-                    synthesis.example_rng(c.seed, split, index),
-                    images,
-                    labels,
-                    canvas=c.canvas,
-                    frames=c.frames,
-                    items=c.items,
-                    item_size=c.item_size,
-                    speeds=c.speeds,
-                ),
-            )
+        return synthesis.moving_sequence(
+            rng,
+            images,
+            labels,
+            canvas=c.canvas,
+            frames=c.frames,
+            items=c.items,
+            item_size=c.item_size,
+            speeds=c.speeds,
+        )
 
 
 @dataclasses.dataclass(eq=False)
@@ -171,11 +183,10 @@ class ScenesConfig(tfds.core.BuilderConfig):
     seed: int = 0
 
 
-class FashionMnistScenes(tfds.core.GeneratorBasedBuilder):
+class FashionMnistScenes(_BuiltFromFashionMnist):
     """Static scenes of 2–4 non-overlapping Fashion-MNIST items with per-pixel masks."""
 
     VERSION = tfds.core.Version("1.0.0")
-    disable_shuffling = True  # example i of a split is built from example_rng(seed, split, i)
     BUILDER_CONFIGS = [
         ScenesConfig(name="default", description="64×64 canvas, 2–4 items."),
         ScenesConfig(
@@ -206,20 +217,9 @@ class FashionMnistScenes(tfds.core.GeneratorBasedBuilder):
             citation=_CITATION,
         )
 
-    def _split_generators(self, dl_manager):
-        del dl_manager
+    def _example(self, rng, images, labels):
         c = self.builder_config
-        return {
-            "train": self._generate_examples("train", c.train_examples),
-            "test": self._generate_examples("test", c.test_examples),
-        }
-
-    def _generate_examples(self, split, count):
-        c = self.builder_config
-        images, labels = load_fashion_mnist(split)
-        for index in range(count):
-            rng = synthesis.example_rng(c.seed, split, index)
-            yield index, synthesis.scene(rng, images, labels, canvas=c.canvas, items=c.items)
+        return synthesis.scene(rng, images, labels, canvas=c.canvas, items=c.items)
 
 
 NAMES = ("fashion_mnist_local", "moving_fashion_mnist", "fashion_mnist_scenes")
