@@ -44,3 +44,19 @@ def test_data_show_writes_a_png(tmp_path, tfds_dir, monkeypatch, capsys):
     assert cli.main(["data", "show", "moving_fashion_mnist/small", "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+
+
+def test_evaluate_prints_the_metrics_and_writes_pictures(tmp_path, tfds_dir, monkeypatch, capsys):
+    monkeypatch.setenv("TFDS_DATA_DIR", tfds_dir)
+    for name, metric, picture in [
+        ("cnn_lstm", "accuracy", "confusion_matrix.png"),
+        ("reseg", "mean_iou", "predictions.png"),
+        ("convlstm_predict", "copy_last_mse", "predictions.png"),
+    ]:
+        assert cli.main(["evaluate", name, "--split", "test[:16]", "--out", str(tmp_path)]) == 0
+        out = capsys.readouterr().out
+        entry = zoo.get_entry(name).name
+        assert out.startswith(f"{entry} on test[:16] (16 examples)")
+        assert f"  {metric}" in out
+        path = tmp_path / entry / picture
+        assert f"picture: {path}" in out and path.read_bytes()[:4] == b"\x89PNG"
