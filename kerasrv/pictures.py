@@ -178,7 +178,23 @@ def draw_evaluation(card, result, shown, out_dir):
             overlay(row[2], image, p.argmax(-1))
         for ax, label in zip(axes[0], ("image", "true mask", "predicted mask")):
             ax.set_title(label, fontsize=9)
-    elif task in ("video_segmentation", "next_frame", "video_classification"):
+    elif task == "video_classification":  # a clip a row, the labels beside it
+        clips, names = shown[:4], card["class_names"]
+        steps = clips[0][0].shape[0]
+        fig, axes = plt.subplots(
+            len(clips), steps, figsize=(1.2 * steps + 1.5, 1.3 * len(clips) + 0.6), squeeze=False
+        )
+        for row, (x, y, p) in zip(axes, clips):
+            for t, ax in enumerate(row):
+                overlay(ax, x[t] * 255)
+            row[0].set_ylabel(
+                f"true: {names[int(y)]}\npredicted:\n{names[int(p.argmax())]}",
+                fontsize=7,
+                rotation=0,
+                ha="right",
+                va="center",
+            )
+    elif task in ("video_segmentation", "next_frame"):  # truth above, prediction below
         clips = shown[:3]
         steps = clips[0][0].shape[0]
         fig, axes = plt.subplots(
@@ -190,28 +206,12 @@ def draw_evaluation(card, result, shown, out_dir):
                 if task == "video_segmentation":
                     overlay(top[t], x[t] * 255, y[t])
                     overlay(bottom[t], x[t] * 255, p[t].argmax(-1))
-                elif task == "next_frame":
+                else:
                     overlay(top[t], y[t] * 255)
                     overlay(bottom[t], p[t] * 255)
-                else:
-                    overlay(top[t], x[t] * 255)
-                    bottom[t].axis("off")
-            labels = {
-                "video_segmentation": ("true masks", "predicted"),
-                "next_frame": ("true next frames", "predicted"),
-            }.get(task)
-            if labels:
-                top[0].set_ylabel(labels[0], fontsize=7)
-                bottom[0].set_ylabel(labels[1], fontsize=7)
-            else:
-                names = card["class_names"]
-                bottom[0].text(
-                    0,
-                    0.5,
-                    f"true: {names[int(y)]}\npredicted: {names[int(p.argmax())]}",
-                    fontsize=8,
-                    transform=bottom[0].transAxes,
-                )
+            truth = "true masks" if task == "video_segmentation" else "true next frames"
+            top[0].set_ylabel(truth, fontsize=7)
+            bottom[0].set_ylabel("predicted", fontsize=7)
     else:
         return written
     if task in ("segmentation", "video_segmentation"):
