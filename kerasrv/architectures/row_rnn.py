@@ -64,21 +64,21 @@ register(
     "row_rnn.lstm",
     default=True,
     description="2×LSTM(128) over the 28 rows of a Fashion-MNIST image",
-    recipe={"epochs": 30, "batch_size": 128, "augment": True},
+    recipe={"epochs": 24, "batch_size": 128, "augment": True},
     cell="lstm",
     **_FMNIST,
 )
 register(
     "row_rnn.gru",
     description="2×GRU(128) over the 28 rows of a Fashion-MNIST image",
-    recipe={"epochs": 15, "batch_size": 128, "augment": True},
+    recipe={"epochs": 5, "batch_size": 128, "augment": True},
     cell="gru",
     **_FMNIST,
 )
 register(
     "row_rnn.peephole",
     description="2×peephole LSTM(128) over the rows (document 001's cell)",
-    recipe={"epochs": 15, "batch_size": 128, "augment": True},
+    recipe={"epochs": 5, "batch_size": 128, "augment": True},
     cell="peephole",
     **_FMNIST,
 )
