@@ -392,6 +392,12 @@ def train_entry(
     # Every worker keeps its own checkpoints; the chief's are the ones that count.
     index = _tf_config().get("task", {}).get("index", 0)
     checkpoints = artifacts / ("train" if is_chief() else f"train-worker{index}")
+    # A resumed run's wall time covers only the epochs after the restart: the card says so.
+    resumed_at = (
+        _epochs_run(checkpoints / "log.csv", monitor, mode)["epochs_run"]
+        if (checkpoints / "backup").exists() and (checkpoints / "log.csv").exists()
+        else 0
+    )
     fit(
         model,
         train_ds,
@@ -455,6 +461,7 @@ def train_entry(
             "train_split": train_split,
             "validation_split": validation_split,
             "wall_time_s": round(wall, 1),
+            "wall_time_covers": f"epochs {resumed_at + 1}-{epochs}" if resumed_at else "the run",
             "hardware": hardware(),
             "versions": versions(),
             "date": datetime.date.today().isoformat(),
@@ -469,7 +476,8 @@ def _epochs_run(log_path, monitor, mode):
     with open(log_path) as f:
         rows = [(int(r["epoch"]) + 1, float(r[monitor])) for r in csv.DictReader(f)]
     pick = max if mode == "max" else min
-    return {"epochs_run": len(rows), "best_epoch": pick(rows, key=lambda row: row[1])[0]}
+    best = pick(rows, key=lambda row: row[1])[0] if rows else None
+    return {"epochs_run": len(rows), "best_epoch": best}
 
 
 def record_baseline(record, name="single_frame"):
