@@ -161,7 +161,7 @@ register(
     "convlstm_predict.moving",
     default=True,
     description="per-frame encoder → 2×ConvLSTM2D(32) → decoder: the next frame",
-    recipe={"epochs": 4, "batch_size": 16},
+    recipe={"epochs": 3, "batch_size": 16},
     input_shape=(9, 64, 64, 1),
     task="next_frame",
     dataset="moving_fashion_mnist",
