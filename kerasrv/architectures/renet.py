@@ -62,7 +62,7 @@ register(
     "renet.fmnist",
     default=True,
     description="2 ReNet layers (2×2 patches, BiLSTM 64) → dense classifier",
-    recipe={"epochs": 12, "batch_size": 128, "augment": True},
+    recipe={"epochs": 15, "batch_size": 158, "augment": True},
     input_shape=(28, 28, 1),
     num_classes=10,
     task="classification",
