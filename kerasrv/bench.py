@@ -55,9 +55,9 @@ QUICK_DATASETS = {
 COMPARISON = {  # task: (train examples, epochs, test examples)
     "classification": (4096, 2, 500),
     "segmentation": (1024, 2, 500),
-    "video_classification": (512, 2, 200),
-    "video_segmentation": (64, 2, 100),
-    "next_frame": (64, 2, 100),
+    "video_classification": (256, 2, 100),
+    "video_segmentation": (32, 2, 50),
+    "next_frame": (32, 2, 50),
 }
 
 
