@@ -86,7 +86,10 @@ def test_next_frame_prediction_beats_copying_the_last_frame_by_40_percent():
 
 def test_motion_needs_the_sequence():
     card = _card("lrcn.motion")
-    assert card["metrics"]["accuracy"] - card["baselines"]["single_frame"]["accuracy"] >= 0.30
+    assert (
+        card["metrics"]["accuracy"] - card["baselines"]["single_frame"]["metrics"]["accuracy"]
+        >= 0.30
+    )
 
 
 def test_a_weights_file_that_does_not_match_its_card_is_refused(tmp_path, monkeypatch):
