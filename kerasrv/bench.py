@@ -451,6 +451,8 @@ def run(names=None, quick=False, out=RESULTS, data_dir=None, log=print):
         "matmul_flops_per_s": matmul_flops(),
         "entries": {},
     }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for name in names:
         log(f"bench {name}{' (quick)' if quick else ''} ...")
         start = time.perf_counter()
@@ -472,9 +474,8 @@ def run(names=None, quick=False, out=RESULTS, data_dir=None, log=print):
             f"vs textbook, TFLite batch-1 latency "
             f"×{entry['inference']['tflite_1thread']['latency_vs_saved_model']:.2f} vs SavedModel"
         )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
+        # Written after every entry: an interrupted run keeps what it measured.
+        out.write_text(json.dumps(results, indent=1) + "\n")
     return results
 
 
