@@ -96,17 +96,25 @@ def unrolled(model):
     return copy
 
 
-def _write_saved_model(model, card, directory):
-    """A SavedModel with one `serving_default` signature: named input, named output."""
+def _write_saved_model(model, card, directory, check_shape=True):
+    """A SavedModel with one `serving_default` signature: named input, named output.
+
+    A signature checks its inputs' dtype, not their shape: a wrong-rank input reaches the
+    kernels, and some abort the serving process. `check_shape` puts an EnsureShape first, so a
+    wrong shape is an InvalidArgumentError naming the expected one. (The copy that only feeds
+    the TFLite converter goes without.)
+    """
     spec = tf.TensorSpec((None, *card["input_shape"]), tf.float32, name=card["input_name"])
     output = card["output_name"]
+
+    def serve(x):
+        if check_shape:
+            x = tf.ensure_shape(x, spec.shape)
+        return {output: model(x, training=False)}
+
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        "serving_default",
-        lambda x: {output: model(x, training=False)},
-        input_signature=[spec],
-    )
+    archive.add_endpoint("serving_default", serve, input_signature=[spec])
     archive.write_out(str(directory), verbose=False)
 
 
@@ -392,7 +400,7 @@ def export(
             if "tflite_int8" in tflite and samples is None:
                 samples = _representative(card, data_dir)
             with tempfile.TemporaryDirectory() as scratch:
-                _write_saved_model(unrolled(model), card, scratch)
+                _write_saved_model(unrolled(model), card, scratch, check_shape=False)
                 for variant in tflite:
                     path = staging / TFLITE_FILES[variant]
                     path.write_bytes(_convert(scratch, variant, card, samples))
