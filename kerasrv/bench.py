@@ -541,6 +541,11 @@ def report(results_path=RESULTS, markdown="BENCHMARKS.md", chart="bench/chart.pn
     ]
     if results["quick"]:
         lines += ["**Quick run**: small inputs and few steps; a smoke test, not a measurement.", ""]
+    from kerasrv import zoo
+
+    missing = [name for name in zoo.list_models() if name not in entries]
+    if missing:  # an interrupted run, or one given names
+        lines += [f"**Not measured in this run**: {', '.join(missing)}.", ""]
 
     def table(header, rows):
         lines.extend(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)])
