@@ -19,3 +19,15 @@ __version__ = "0.1.0"
 from kerasrv import layers, zoo  # noqa: E402
 
 __all__ = ["layers", "zoo", "__version__"]
+
+# The heavier parts (tensorflow-datasets, the TFLite converter) load on first use:
+# `kerasrv.data.pipeline(...)` works after a bare `import kerasrv`.
+_LAZY = ("data", "evaluation", "export", "training", "bench", "pictures")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"kerasrv.{name}")
+    raise AttributeError(f"module 'kerasrv' has no attribute {name!r}")
