@@ -81,6 +81,9 @@ class Entry:
         description: one line for `kerasrv list`.
         recipe: `kerasrv train` defaults: epochs, batch_size, and augment (random flips and
             shifts of the training images).
+        int8_activations: activation width of the full-integer TFLite export (`tflite_int8`):
+            8, or 16 for TFLite's 16x8 mode (int8 weights, int16 activations), for entries
+            whose LSTM state loses their answers in 8 bits. Both run on integer kernels only.
     """
 
     name: str
@@ -92,6 +95,7 @@ class Entry:
     class_names: tuple | None
     description: str
     recipe: dict
+    int8_activations: int = 8
 
     @property
     def architecture(self):
@@ -114,11 +118,22 @@ def architecture(builder):
 
 
 def register(
-    name, *, task, dataset, target, class_names, description, recipe, default=False, **args
+    name,
+    *,
+    task,
+    dataset,
+    target,
+    class_names,
+    description,
+    recipe,
+    default=False,
+    int8_activations=8,
+    **args,
 ):
     """Declares a zoo entry `name` ("architecture.tag") built with the builder arguments `args`.
 
-    `recipe` holds the training defaults (`epochs`, `batch_size`, `augment`) of `kerasrv train`.
+    `recipe` holds the training defaults (`epochs`, `batch_size`, `augment`) of `kerasrv train`;
+    `int8_activations` (8 or 16) is the activation width of its full-integer TFLite export.
     """
     arch, _, tag = name.partition(".")
     if arch not in _ARCHITECTURES:
@@ -129,8 +144,19 @@ def register(
         raise ValueError(f"entry {name!r}: task {task!r} is not one of {TASKS}")
     if name in _ENTRIES:
         raise ValueError(f"entry {name!r} is registered twice")
+    if int8_activations not in (8, 16):
+        raise ValueError(f"entry {name!r}: int8_activations must be 8 or 16")
     _ENTRIES[name] = Entry(
-        name, _ARCHITECTURES[arch], args, task, dataset, target, class_names, description, recipe
+        name,
+        _ARCHITECTURES[arch],
+        args,
+        task,
+        dataset,
+        target,
+        class_names,
+        description,
+        recipe,
+        int8_activations,
     )
     if default or arch not in _DEFAULT_TAG:
         _DEFAULT_TAG[arch] = name
@@ -329,7 +355,7 @@ def info(name):
 
     Keys: name, architecture, tag, description, task, dataset, target, input_name, input_shape,
     input_dtype, input_range, output_name, output_shape, num_classes, class_names, params,
-    builder_args, weights (path and sha256 of the shipped weights, or None) and metrics
+    builder_args, int8_activations, weights (path and sha256 of the shipped weights, or None) and metrics
     (measured values only; empty until trained weights exist), plus whatever the training and
     export steps recorded in the shipped `card.json`.
     """
@@ -358,6 +384,7 @@ def _card(name):
         "class_names": list(entry.class_names) if entry.class_names else None,
         "params": int(model.count_params()),
         "builder_args": _jsonable(entry.args),
+        "int8_activations": entry.int8_activations,
         "weights": None,
         "metrics": {},
     }
