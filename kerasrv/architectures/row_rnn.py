@@ -65,7 +65,7 @@ register(
     default=True,
     description="2×LSTM(128) over the 28 rows of a Fashion-MNIST image",
     int8_activations=16,  # its LSTM state needs 16 bits (kerasrv.export.INTEGER_OPS)
-    recipe={"epochs": 20, "batch_size": 128},
+    recipe={"epochs": 30, "batch_size": 128},
     cell="lstm",
     **_FMNIST,
 )
