@@ -373,6 +373,7 @@ def export(
     parity_samples=1000,
     data_dir=None,
     representative=None,
+    int8_activations=None,
 ):
     """Exports a zoo entry (or a `.keras` file of one) and measures every format against Keras.
 
@@ -384,6 +385,8 @@ def export(
         data_dir: TFDS data directory (test samples and int8 calibration data).
         representative: a callable yielding [input batch] lists to calibrate int8 with;
             default `CALIBRATION_SAMPLES` examples of the entry's own training data.
+        int8_activations: 8 or 16, the activation width of `tflite_int8`; default the entry's
+            (a `.keras` file takes its architecture's default entry's).
 
     Returns:
         A dict: `directory` (the version directory), `version`, `files` (format → path) and
@@ -395,6 +398,10 @@ def export(
             f"unknown export format(s) {sorted(unknown)}; expected some of {', '.join(FORMATS)}"
         )
     model, card = load(target)
+    if int8_activations is not None:
+        if int8_activations not in INTEGER_OPS:
+            raise ValueError(f"int8_activations must be 8 or 16, got {int8_activations!r}")
+        card["int8_activations"] = int8_activations
     root = Path(out) / card["name"]
     root.mkdir(parents=True, exist_ok=True)
     version = next_version(root)

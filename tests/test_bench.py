@@ -9,6 +9,7 @@ ENTRY_FIELDS = {
     "input_shape",
     "batch_size",
     "train_samples_per_s",
+    "train_rounds",
     "train_peak_rss_mb",
     "textbook_train_samples_per_s",
     "train_speedup_vs_textbook",
