@@ -1,7 +1,9 @@
 """kerasrv.export: SavedModel and TFLite artifacts of every entry, checked against Keras."""
 
+import concurrent.futures
 import hashlib
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -53,13 +55,28 @@ def _test_inputs(card, count, tfds_dir):
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def _export_every_format(name, out, tfds_dir):
+    from kerasrv import export
+
+    return export.export(name, export.FORMATS, out, parity_samples=0, data_dir=tfds_dir)
+
+
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory, tfds_dir):
-    """Every entry exported once in every format (parity is measured by the tests here)."""
+    """Every entry exported once in every format (parity is measured by the tests here).
+
+    The converters run mostly on one thread, so two processes export at once. The datasets that
+    int8 calibration reads are prepared first, here, so that no two processes prepare one.
+    """
     out = tmp_path_factory.mktemp("export")
-    made = {}
     for name in ENTRIES:
-        result = export.export(name, export.FORMATS, out, parity_samples=0, data_dir=tfds_dir)
+        data.pipeline(zoo.info(name), "train[:1]", 1, shuffle=False, data_dir=tfds_dir)
+    spawn = multiprocessing.get_context("spawn")  # a fork would copy TensorFlow's threads
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=spawn) as pool:
+        jobs = {name: pool.submit(_export_every_format, name, out, tfds_dir) for name in ENTRIES}
+        results = {name: job.result() for name, job in jobs.items()}
+    made = {}
+    for name, result in results.items():
         card = zoo.info(name)
         x, y = _test_inputs(card, AGREEMENT_SAMPLES[card["task"]], tfds_dir)
         keras_outputs = zoo.load(name).predict(x, batch_size=64, verbose=0)
