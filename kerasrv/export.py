@@ -42,7 +42,8 @@ TFLITE_FILES = {
 # Full-integer op sets by activation width. 16 is TFLite's 16x8 mode (int8 weights, int16
 # activations): a 28-step LSTM state kept in 8 bits drifts (row_rnn.lstm 0.976 top-1 agreement,
 # renet 0.925, convlstm_seg 0.953 mask IoU on 1,000 test samples), in 16 bits it holds
-# (0.998, 0.999, 0.981), at several times the int8 latency. Entries choose (`int8_activations`).
+# (0.996, 0.999, 0.985), at 3–14× the float32 latency: TFLite's int16 kernels are reference code.
+# Entries choose (`int8_activations`).
 # Keras' GRU is left at 8: in 16x8 the converter gives the all-zero first state a zero scale, and
 # the recurrent bias that GRU adds to that first product is lost (row_rnn.gru: 0.25 agreement).
 INTEGER_OPS = {
