@@ -181,6 +181,14 @@ def test_quantized_formats_agree_with_keras(name, variant, exports):
 
 
 @pytest.mark.parametrize("name", ENTRIES)
+def test_int8_file_has_the_entrys_activation_width(name, exports):
+    interpreter = export.TFLiteModel(exports[name]["files"]["tflite_int8"]).interpreter
+    types = {np.dtype(t["dtype"]) for t in interpreter.get_tensor_details()}
+    assert np.dtype("int8") in types  # the weights
+    assert (np.dtype("int16") in types) == (exports[name]["card"]["int8_activations"] == 16)
+
+
+@pytest.mark.parametrize("name", ENTRIES)
 def test_saved_model_graph_holds_no_pyfunc(name, exports):
     proto = saved_model_pb2.SavedModel()
     proto.ParseFromString((exports[name]["directory"] / "saved_model.pb").read_bytes())
