@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 
 from kerasrv import data, zoo
 from kerasrv.data import idx, synthesis
+from kerasrv.data.pipeline import AUGMENT_SHIFT
 from kerasrv.labels import FASHION_MNIST_CLASSES
 
 MOVING = "moving_fashion_mnist/small"
@@ -238,6 +239,41 @@ def test_one_hot_targets_and_training_shuffles(tfds_dir):
     shuffled = data.pipeline("cnn_lstm", "test[:64]", 64, shuffle=True, data_dir=tfds_dir)
     epochs = [next(iter(shuffled))[1].numpy() for _ in range(2)]
     assert not np.array_equal(epochs[0], epochs[1])  # reshuffled every epoch
+
+
+def _flips_and_shifts(image):
+    """Every flip and shift of up to AUGMENT_SHIFT pixels of an (H, W, C) array, zero-filled."""
+    height, width = image.shape[:2]
+    pad = [(AUGMENT_SHIFT, AUGMENT_SHIFT)] * 2 + [(0, 0)]
+    for flipped in (image, image[:, ::-1]):
+        padded = np.pad(flipped, pad)
+        for dy in range(2 * AUGMENT_SHIFT + 1):
+            for dx in range(2 * AUGMENT_SHIFT + 1):
+                yield padded[dy : dy + height, dx : dx + width]
+
+
+@pytest.mark.parametrize("name, dataset", [("cnn_lstm", None), ("reseg", SCENES)])
+def test_augmentation_flips_and_shifts_each_image_with_its_mask(name, dataset, tfds_dir):
+    plain, augmented = (
+        next(
+            iter(
+                data.pipeline(
+                    name, "train[:32]", 32, dataset=dataset, shuffle=False, augment=a,
+                    data_dir=tfds_dir,
+                )
+            )
+        )
+        for a in (False, True)
+    )
+    (x, y), (ax, ay) = [(a.numpy(), b.numpy()) for a, b in (plain, augmented)]
+    if y.ndim == 3:  # segmentation: the mask rides along as one more channel
+        x, ax = np.concatenate([x, y[..., None]], -1), np.concatenate([ax, ay[..., None]], -1)
+    else:
+        np.testing.assert_array_equal(ay, y)
+    for i in range(len(x)):
+        assert any(np.array_equal(ax[i], c) for c in _flips_and_shifts(x[i])), i
+    changed = sum(not np.array_equal(ax[i], x[i]) for i in range(len(x)))
+    assert changed > len(x) // 2  # 49 of the 50 transforms move an image
 
 
 def test_a_dataset_that_does_not_fit_the_entry_is_refused(tfds_dir):

@@ -97,16 +97,25 @@ def _fit_image(image, shape):
 
 
 def _flip_and_shift(x, y):
-    """A random horizontal flip and a shift of up to AUGMENT_SHIFT pixels (zeros fill in).
+    """Random horizontal flips and shifts of up to AUGMENT_SHIFT pixels (zeros fill in).
 
-    Applied to the image and, for segmentation, to its mask in the same way.
+    Works on a whole batch, each example drawing its own flip and shift, and moves the masks of
+    segmentation examples with their images. A per-example `map` did the same at 10,000
+    examples/s on 2 cores, 4× the row GRU's training rate and competing with it for the cores;
+    a few batched ops per step cost a fraction of that.
     """
-    stacked = tf.concat([x, tf.cast(y[..., None], x.dtype)], -1) if y.shape.rank >= 2 else x
-    stacked = tf.image.random_flip_left_right(stacked)
-    height, width = stacked.shape[0], stacked.shape[1]
-    padded = tf.pad(stacked, [[AUGMENT_SHIFT] * 2, [AUGMENT_SHIFT] * 2, [0, 0]])
-    stacked = tf.image.random_crop(padded, (height, width, stacked.shape[-1]))
-    if y.shape.rank >= 2:
+    segmentation = y.shape.rank >= 3
+    stacked = tf.concat([x, tf.cast(y[..., None], x.dtype)], -1) if segmentation else x
+    batch, height, width = tf.shape(stacked)[0], stacked.shape[1], stacked.shape[2]
+    flip = tf.random.uniform([batch]) < 0.5
+    stacked = tf.where(flip[:, None, None, None], tf.reverse(stacked, [2]), stacked)
+    shift = AUGMENT_SHIFT
+    padded = tf.pad(stacked, [[0, 0], [shift, shift], [shift, shift], [0, 0]])
+    rows = tf.random.uniform([batch, 1], 0, 2 * shift + 1, tf.int32) + tf.range(height)
+    cols = tf.random.uniform([batch, 1], 0, 2 * shift + 1, tf.int32) + tf.range(width)
+    stacked = tf.gather(padded, rows, axis=1, batch_dims=1)
+    stacked = tf.gather(stacked, cols, axis=2, batch_dims=1)
+    if segmentation:
         return stacked[..., :-1], tf.cast(stacked[..., -1], y.dtype)
     return stacked, y
 
@@ -229,13 +238,13 @@ def pipeline(
         count = int(ds.cardinality())
         buffer = count if 0 < count <= SHUFFLE_BUFFER else SHUFFLE_BUFFER
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    if augment:
-        if task not in ("classification", "segmentation"):
-            raise ValueError(f"augment= applies to image tasks, not to a {task} entry")
-        ds = ds.map(_flip_and_shift, num_parallel_calls=tf.data.AUTOTUNE)
+    if augment and task not in ("classification", "segmentation"):
+        raise ValueError(f"augment= applies to image tasks, not to a {task} entry")
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if augment:
+        ds = ds.map(_flip_and_shift, num_parallel_calls=tf.data.AUTOTUNE)
 
     def normalise(x, y):
         x = tf.cast(x, tf.float32) / 255.0
