@@ -149,28 +149,9 @@ def test_tflite_files_hold_builtin_ops_only(name, exports):
     assert next(iter(signature.values()))["shape_signature"][0] == -1  # dynamic batch
 
 
-# Quantized files that do not hold parity yet; `kerasrv export` marks them FAILS in parity.json
-# and the card. Strict: a fix turns these into failures that ask for the line to go.
-NOT_AGREEING = {
-    ("row_rnn.gru", "tflite_int8"): "top-1 agreement 0.98 here, 0.987–0.991 on 1,000 test images "
-    "(calibrated on 500–2,000 images); 16x8 loses GRU's first recurrent bias in the converter",
-}
-
-
-@pytest.mark.parametrize(
-    "name, variant",
-    [
-        pytest.param(
-            name,
-            variant,
-            marks=pytest.mark.xfail(strict=True, reason=NOT_AGREEING[name, variant]),
-        )
-        if (name, variant) in NOT_AGREEING
-        else (name, variant)
-        for name in ENTRIES
-        for variant in QUANTIZED
-    ],
-)
+# Every entry's reduced-precision files hold parity (`export.MIN_AGREEMENT`, `MAX_MSE_RATIO`).
+@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize("variant", QUANTIZED)
 def test_quantized_formats_agree_with_keras(name, variant, exports):
     made = exports[name]
     card = made["card"]

@@ -165,3 +165,21 @@ def test_recurrent_layers_meet_the_cudnn_conditions(name):
         assert cell.recurrent_dropout == 0 and not rnn.unroll and cell.use_bias, rnn.name
         if isinstance(rnn, keras.layers.GRU):
             assert cell.reset_after, rnn.name
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_unrolled_gru_matches_keras_gru(return_sequences):
+    gru = keras.layers.GRU(16, return_sequences=return_sequences)
+    x = np.random.default_rng(0).normal(size=(3, 7, 5)).astype("float32")
+    gru.build(x.shape)
+    rng = np.random.default_rng(1)  # non-zero biases: the first step must add them
+    gru.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in gru.weights])
+    unrolled = layers.UnrolledGRU.like(gru)
+    assert unrolled(x).shape == gru(x).shape
+    np.testing.assert_allclose(unrolled(x).numpy(), gru(x).numpy(), atol=1e-6)
+
+
+def test_unrolled_gru_stands_only_for_the_default_gru():
+    assert layers.UnrolledGRU.like(keras.layers.GRU(4, go_backwards=True)) is None
+    assert layers.UnrolledGRU.like(keras.layers.GRU(4, reset_after=False)) is None
+    assert layers.UnrolledGRU.like(keras.layers.GRU(4), (None, 3, 2)) is not None  # builds it

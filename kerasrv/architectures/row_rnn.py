@@ -64,7 +64,7 @@ register(
     "row_rnn.lstm",
     default=True,
     description="2×LSTM(128) over the 28 rows of a Fashion-MNIST image",
-    int8_activations=16,  # its LSTM state needs 16 bits (kerasrv.export.INTEGER_OPS)
+    int8_activations=16,  # its recurrent state needs 16 bits (kerasrv.export.INTEGER_OPS)
     recipe={"epochs": 30, "batch_size": 128},
     cell="lstm",
     **_FMNIST,
@@ -72,6 +72,7 @@ register(
 register(
     "row_rnn.gru",
     description="2×GRU(128) over the 28 rows of a Fashion-MNIST image",
+    int8_activations=16,  # its recurrent state needs 16 bits (kerasrv.export.INTEGER_OPS)
     recipe={"epochs": 5, "batch_size": 128, "augment": True},
     cell="gru",
     **_FMNIST,
@@ -79,7 +80,7 @@ register(
 register(
     "row_rnn.peephole",
     description="2×peephole LSTM(128) over the rows (document 001's cell)",
-    int8_activations=16,  # its LSTM state needs 16 bits (kerasrv.export.INTEGER_OPS)
+    int8_activations=16,  # its recurrent state needs 16 bits (kerasrv.export.INTEGER_OPS)
     recipe={"epochs": 5, "batch_size": 128, "augment": True},
     cell="peephole",
     **_FMNIST,

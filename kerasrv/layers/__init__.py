@@ -7,7 +7,7 @@ them loads after `import kerasrv` (or `import kerasrv.layers`) alone.
 
 from kerasrv.layers.blocks import conv_block, segmentation_head, upsample_block
 from kerasrv.layers.peephole import PeepholeLSTMCell
-from kerasrv.layers.recurrent import CELLS, recurrent
+from kerasrv.layers.recurrent import CELLS, UnrolledGRU, recurrent
 from kerasrv.layers.renet import ReNet
 from kerasrv.layers.sequence import FrameWise, ImageToSequence
 
@@ -17,6 +17,7 @@ __all__ = [
     "ImageToSequence",
     "PeepholeLSTMCell",
     "ReNet",
+    "UnrolledGRU",
     "conv_block",
     "recurrent",
     "segmentation_head",
