@@ -14,7 +14,9 @@ not slow the next):
 3. training FLOPs per sample, counted from the gradient graph (`graph_flops`), the FLOP/s that
    training achieves, and that against a large float32 matmul measured in the same run;
 4. peak RSS of training and of TFLite inference, and the size of each artifact;
-5. the input pipeline's examples/s against the entry's training samples/s.
+5. the input pipeline's examples/s against the entry's training samples/s;
+6. where training time goes: the TF profiler's kernel time per op type in a few training steps
+   of the entry and of the textbook model (`training_profile`).
 
 Example:
     kerasrv bench cnn_lstm lrcn --quick          # a smoke run: small inputs, few steps
@@ -231,6 +233,60 @@ def _live_ops(graph):
     return live
 
 
+# Profiler events that wrap kernels rather than being one (their time would count twice).
+_NOT_KERNELS = ("Process", "Run", "ExecutorState", "EagerLocalExecute", "KernelAndDeviceFunc")
+# Fused oneDNN kernels under their op's name, so the entry's and the textbook's line up (the
+# fused ones also do the bias and activation).
+_KERNEL_NAMES = {
+    "_MklNativeFusedConv2D": "Conv2D",
+    "_MklNativeConv2DBackpropFilterWithBias": "Conv2DBackpropFilter",
+    "_MklNativeFusedMatMul": "MatMul",
+    "_MklFusedMatMul": "MatMul",
+}
+
+
+def training_profile(model, x, y, steps=5, top=10):
+    """Where a training step's time goes: kernel milliseconds per step, by TF op type.
+
+    Runs `steps` steps of `fit` on one repeated batch under the TF profiler and sums the
+    duration of every kernel event on the host (over all threads, so the total can exceed the
+    wall time of a step). oneDNN's kernel names are folded into the op's (`_MklNativeConv2D`,
+    `_MklNativeFusedConv2D` → `Conv2D`). Returns {"kernel_ms_per_step": total, "by_op_type":
+    {type: ms, ...}} with the `top` op types, largest first.
+    """
+    import collections
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    ds = tf.data.Dataset.from_tensors((x, y)).repeat()
+    model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)  # traced and warm before the trace
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        try:
+            model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+        finally:
+            tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        (trace,) = Path(logdir).rglob("*.xplane.pb")
+        space.ParseFromString(trace.read_bytes())
+    by_type = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            for event in line.events:
+                op, _, kind = plane.event_metadata[event.metadata_id].name.rpartition(":")
+                kind = _KERNEL_NAMES.get(kind, kind).replace("_MklNative", "").replace("_Mkl", "")
+                if not op or op.startswith(("__", "Iterator")) or not kind[:1].isupper():
+                    continue  # not a TF op's kernel: tf.data, function calls, Python
+                if kind in _NOT_KERNELS or kind.startswith("__"):
+                    continue
+                by_type[kind] += event.duration_ps / 1e9 / steps
+    return {
+        "kernel_ms_per_step": sum(by_type.values()),
+        "by_op_type": dict(by_type.most_common(top)),
+    }
+
+
 def _peak_rss_mb():
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -349,6 +405,11 @@ def bench_entry(name, quick=False, data_dir=None):
     )
     result["params"] = model.count_params()
     result["textbook_params"] = book.count_params()
+    profile_steps = 2 if quick else 5
+    result["train_profile"] = {
+        "entry": training_profile(model, x, y, profile_steps),
+        "textbook": training_profile(book, x, y, profile_steps),
+    }
 
     flops = graph_flops(model, (2, *shape), card["task"])
     result["train_flops_per_sample"] = flops
@@ -537,6 +598,13 @@ def _goal_rows(name, e):
     return rows
 
 
+def _profile_differences(profile, count=4):
+    entry, book = profile["entry"]["by_op_type"], profile["textbook"]["by_op_type"]
+    differences = {k: entry.get(k, 0.0) - book.get(k, 0.0) for k in {*entry, *book}}
+    largest = sorted(differences.items(), key=lambda kv: -abs(kv[1]))[:count]
+    return ", ".join(f"{k} {v:+.1f}" for k, v in largest)
+
+
 def report(results_path=RESULTS, markdown="BENCHMARKS.md", chart="bench/chart.png"):
     """Writes the Markdown report and a PNG chart from a results JSON; returns their paths."""
     results = json.loads(Path(results_path).read_text())
@@ -602,14 +670,33 @@ def report(results_path=RESULTS, markdown="BENCHMARKS.md", chart="bench/chart.pn
             for n, e in entries.items()
         ],
     )
+    lines += [
+        "### Where training time goes",
+        "",
+        "Kernel time of one training step from the TF profiler, summed over threads: the entry's "
+        "and the textbook's, and the op types where the entry spends the most more (or less).",
+        "",
+    ]
+    table(
+        ["entry", "kernel ms/step", "textbook kernel ms/step", "largest differences, ms/step"],
+        [
+            [
+                n,
+                f"{e['train_profile']['entry']['kernel_ms_per_step']:.1f}",
+                f"{e['train_profile']['textbook']['kernel_ms_per_step']:.1f}",
+                _profile_differences(e["train_profile"]),
+            ]
+            for n, e in entries.items()
+        ],
+    )
     runtimes = list(next(iter(entries.values()))["inference"])
     wide = [n for n in entries if zoo.get_entry(n).int8_activations == 16]
     lines += ["## Inference: batch-1 latency, ms (× the SavedModel signature)", ""]
     if wide:
         lines += [
             f"`tflite_int8` is the full-integer file each entry ships; for {', '.join(wide)} "
-            "it has int16 activations (TFLite's 16x8 mode, slower kernels), which their LSTM "
-            "state needs to agree with Keras.",
+            "it has int16 activations (TFLite's 16x8 mode, slower kernels), which their "
+            "recurrent state needs to agree with Keras.",
             "",
         ]
     table(

@@ -355,9 +355,9 @@ def info(name):
 
     Keys: name, architecture, tag, description, task, dataset, target, input_name, input_shape,
     input_dtype, input_range, output_name, output_shape, num_classes, class_names, params,
-    builder_args, int8_activations, weights (path and sha256 of the shipped weights, or None) and metrics
-    (measured values only; empty until trained weights exist), plus whatever the training and
-    export steps recorded in the shipped `card.json`.
+    builder_args, int8_activations, weights (path and sha256 of the shipped weights, or None) and
+    metrics (measured values only; empty until trained weights exist), plus whatever the training
+    and export steps recorded in the shipped `card.json`.
     """
     return copy.deepcopy(_card(get_entry(name).name))
 

@@ -18,6 +18,7 @@ ENTRY_FIELDS = {
     "train_flops_per_sample",
     "train_flops_per_s",
     "textbook_train_flops_per_sample",
+    "train_profile",
     "inference",
     "inference_batch_size",
     "artifact_bytes",
@@ -53,12 +54,17 @@ def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeyp
             assert runtime["latency_ms_batch_1"] > 0 and runtime["samples_per_s_batch_64"] > 0
         numbers = [v for k, v in entry.items() if isinstance(v, float)]
         assert all(math.isfinite(v) and v > 0 for v in numbers), name
+        for model in ("entry", "textbook"):  # the profile sees the convolutions and matmuls
+            profile = entry["train_profile"][model]
+            assert profile["kernel_ms_per_step"] > 0
+            assert {"Conv2D", "MatMul"} & set(profile["by_op_type"]), profile
         # the counted FLOPs of one conv/matmul stack sit near what its layers imply
         assert 1e6 < entry["train_flops_per_sample"] < 1e11
     monkeypatch.chdir(tmp_path)
     markdown, chart = bench.report(out)
     text = markdown.read_text()
     assert "## Training" in text and "cnn_lstm.fmnist" in text and "## Goals" in text
+    assert "### Where training time goes" in text
     assert chart.read_bytes()[:4] == b"\x89PNG"
 
 

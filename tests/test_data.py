@@ -258,7 +258,12 @@ def test_augmentation_flips_and_shifts_each_image_with_its_mask(name, dataset, t
         next(
             iter(
                 data.pipeline(
-                    name, "train[:32]", 32, dataset=dataset, shuffle=False, augment=a,
+                    name,
+                    "train[:32]",
+                    32,
+                    dataset=dataset,
+                    shuffle=False,
+                    augment=a,
                     data_dir=tfds_dir,
                 )
             )
