@@ -511,17 +511,27 @@ def machine():
     }
 
 
-def run(names=None, quick=False, out=RESULTS, data_dir=None, log=print):
-    """Benchmarks entries (each in its own subprocess) and writes the results JSON."""
+def run(names=None, quick=False, out=RESULTS, data_dir=None, log=print, update=False):
+    """Benchmarks entries (each in its own subprocess) and writes the results JSON.
+
+    `update=True` re-measures only the named entries into an existing results file, keeping
+    the others: each entry carries the date and the matmul FLOP/s of the run that measured it,
+    and its ratios come from that run alone.
+    """
     from kerasrv import zoo
 
     names = [zoo.get_entry(n).name for n in names] if names else zoo.list_models()
-    results = {
-        "machine": machine(),
-        "quick": quick,
-        "matmul_flops_per_s": matmul_flops(),
-        "entries": {},
-    }
+    this_run = {"machine": machine(), "matmul_flops_per_s": matmul_flops()}
+    results = {"quick": quick, **this_run, "entries": {}}
+    if update and Path(out).is_file():  # the file's header stays the run that made it
+        earlier = json.loads(Path(out).read_text())
+        if earlier["quick"] != quick:
+            raise ValueError(f"{out} holds a {'quick' if earlier['quick'] else 'full'} run")
+        results.update(
+            machine=earlier["machine"],
+            matmul_flops_per_s=earlier["matmul_flops_per_s"],
+            entries=earlier["entries"],
+        )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -535,9 +545,9 @@ def run(names=None, quick=False, out=RESULTS, data_dir=None, log=print):
             if done.returncode != 0:
                 raise RuntimeError(f"bench of {name} failed:\n{done.stderr[-3000:]}")
             entry = json.loads(Path(report.name).read_text())
-        entry["fraction_of_matmul_flops"] = (
-            entry["train_flops_per_s"] / results["matmul_flops_per_s"]
-        )
+        entry["measured"] = this_run["machine"]["date"]
+        entry["matmul_flops_per_s"] = this_run["matmul_flops_per_s"]
+        entry["fraction_of_matmul_flops"] = entry["train_flops_per_s"] / entry["matmul_flops_per_s"]
         entry["bench_seconds"] = time.perf_counter() - start
         results["entries"][name] = entry
         log(
@@ -625,6 +635,13 @@ def report(results_path=RESULTS, markdown="BENCHMARKS.md", chart="bench/chart.pn
         lines += ["**Quick run**: small inputs and few steps; a smoke test, not a measurement.", ""]
     from kerasrv import zoo
 
+    later = {n: e["measured"] for n, e in entries.items() if e.get("measured", "") > m["date"]}
+    if later:  # kerasrv bench NAMES --update
+        lines += [
+            "**Measured again later** (`kerasrv bench NAME --update`; each entry's ratios come "
+            "from its own run): " + ", ".join(f"{n} on {date}" for n, date in later.items()) + ".",
+            "",
+        ]
     missing = [name for name in zoo.list_models() if name not in entries]
     if missing:  # an interrupted run, or one given names
         lines += [f"**Not measured in this run**: {', '.join(missing)}.", ""]

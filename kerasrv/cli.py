@@ -133,7 +133,7 @@ def cmd_bench(args):
         for path in bench.report(args.out):
             print(path)
         return
-    bench.run(args.names, quick=args.quick, out=args.out)
+    bench.run(args.names, quick=args.quick, out=args.out, update=args.update)
     print(args.out)
 
 
@@ -227,6 +227,11 @@ def build_parser():
     p.add_argument("names", nargs="*", help="entries (default: all)")
     p.add_argument("--quick", action="store_true", help="small inputs, few steps: a smoke run")
     p.add_argument("--out", default="bench/results.json", help="results JSON")
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="re-measure the named entries into the existing results JSON, keeping the others",
+    )
     p.add_argument(
         "--report",
         action="store_true",

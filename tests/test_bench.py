@@ -28,6 +28,8 @@ ENTRY_FIELDS = {
     "pipeline_dataset",
     "fraction_of_matmul_flops",
     "bench_seconds",
+    "measured",
+    "matmul_flops_per_s",
 }
 RUNTIMES = {
     "predict",
@@ -42,8 +44,14 @@ RUNTIMES = {
 
 def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeypatch):
     out = tmp_path / "results.json"
-    bench.run(["cnn_lstm", "lrcn"], quick=True, out=out, data_dir=tfds_dir, log=lambda _: None)
+    bench.run(["cnn_lstm"], quick=True, out=out, data_dir=tfds_dir, log=lambda _: None)
+    first = json.loads(out.read_text())
+    # a second run adds lrcn to the same file and keeps cnn_lstm as measured
+    bench.run(["lrcn"], quick=True, out=out, data_dir=tfds_dir, log=lambda _: None, update=True)
     results = json.loads(out.read_text())
+    assert results["machine"] == first["machine"]
+    assert results["entries"]["cnn_lstm.fmnist"] == first["entries"]["cnn_lstm.fmnist"]
+    assert results["entries"]["lrcn.motion"]["measured"] > first["machine"]["date"]
     assert results["quick"] is True and results["matmul_flops_per_s"] > 0
     assert {"date", "hardware", "cores", "versions"} <= set(results["machine"])
     assert set(results["entries"]) == {"cnn_lstm.fmnist", "lrcn.motion"}
@@ -65,6 +73,7 @@ def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeyp
     text = markdown.read_text()
     assert "## Training" in text and "cnn_lstm.fmnist" in text and "## Goals" in text
     assert "### Where training time goes" in text
+    assert "Measured again later" in text and "lrcn.motion on" in text
     assert chart.read_bytes()[:4] == b"\x89PNG"
 
 
