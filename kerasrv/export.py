@@ -108,26 +108,26 @@ def unrolled(model):
 
 
 def converter_form(model):
-    """What the TFLite converter gets: `unrolled(model)`, and its GRUs as `UnrolledGRU`.
+    """What the TFLite converter gets: `unrolled(model)`, with its GRUs as `UnrolledGRU`.
 
     Same weights, same outputs. `UnrolledGRU` is the form of Keras' GRU that full-integer
     quantization keeps (see its docstring); a GRU it cannot stand for stays Keras' unrolled GRU.
     """
-    copy = unrolled(model)
-    if not any(isinstance(layer, keras.layers.GRU) for layer in copy.layers):
-        return copy
+    if not any(isinstance(layer, keras.layers.GRU) for layer in model.layers):
+        return unrolled(model)
 
-    def swap(layer):
-        replacement = None
+    def convert(layer):
         if isinstance(layer, keras.layers.GRU):
-            replacement = UnrolledGRU.like(layer)
-        return replacement or layer.__class__.from_config(layer.get_config())
+            replacement = UnrolledGRU.like(layer)  # carries the GRU's weights
+            if replacement is not None:
+                return replacement
+        return layer.__class__.from_config(_unrolled_config(layer.get_config()))
 
-    swapped = keras.models.clone_model(copy, clone_function=swap)
-    for old, new in zip(copy.layers, swapped.layers):
+    copy = keras.models.clone_model(model, clone_function=convert)
+    for old, new in zip(model.layers, copy.layers):
         if not isinstance(new, UnrolledGRU):
             new.set_weights(old.get_weights())
-    return swapped
+    return copy
 
 
 def _write_saved_model(model, card, directory, check_shape=True):
