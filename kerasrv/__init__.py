@@ -16,9 +16,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 __version__ = "0.1.0"
 
 # Importing the layers registers them with Keras: a .keras file of an entry then loads.
-from kerasrv import layers, zoo  # noqa: E402
+from kerasrv import artifacts, layers, registry, tasks, zoo  # noqa: E402
 
-__all__ = ["layers", "zoo", "__version__"]
+__all__ = ["artifacts", "layers", "registry", "tasks", "zoo", "__version__"]
 
 # The heavier parts (tensorflow-datasets, the TFLite converter) load on first use:
 # `kerasrv.data.pipeline(...)` works after a bare `import kerasrv`.

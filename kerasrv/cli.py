@@ -1,22 +1,56 @@
 """`kerasrv` on the command line: list, info, train, evaluate, export, bench, data show.
 
-Errors a user can cause (unknown names, bad data, bad arguments) print one line and exit with
-status 2, without a traceback; KERASRV_DEBUG=1 shows the traceback instead.
+Every command that takes a model takes the same three kinds of target: a zoo name, a run
+directory written by `kerasrv train`, or a `.keras` file (`kerasrv.zoo.resolve`).
+
+Errors a user can cause (unknown names, bad data, bad arguments, a file system that refuses)
+print one line on stderr and exit with status 2, without a traceback; an internal error is a
+traceback and status 1. KERASRV_DEBUG=1 shows the traceback of a user error too.
 """
 
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
-import kerasrv
+from kerasrv import artifacts, registry, zoo
+
+# --- argument types: a count or size is checked where it is read ---------------------------------
 
 
-def training_choices(name):
-    from kerasrv import training
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
-    return getattr(training, name)
+
+def count_or_zero(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+# --- commands -------------------------------------------------------------------------------------
 
 
 def _format_metrics(metrics):
@@ -24,33 +58,29 @@ def _format_metrics(metrics):
 
 
 def cmd_list(args):
-    names = kerasrv.zoo.list_models(args.pattern)
-    rows = [("name", "task", "input", "params", "metrics")]
+    names = zoo.list_models(args.pattern)
+    rows = [("name", "task", "input", "metrics")]
     for name in names:
-        card = kerasrv.zoo.info(name)
-        rows.append(
-            (
-                name,
-                card["task"],
-                "×".join(str(d) for d in card["input_shape"]),
-                f"{card['params']:,}",
-                _format_metrics(card["metrics"]) or "—",
-            )
-        )
+        entry = registry.get_entry(name)
+        try:  # one damaged card must not hide the other entries
+            metrics = _format_metrics(zoo.record(name).get("metrics", {})) or "—"
+        except artifacts.CardError as error:
+            metrics = f"(damaged card: {error})"
+        shape = "×".join(str(d) for d in entry.args["input_shape"])
+        rows.append((name, entry.task, shape, metrics))
     _table(rows)
     if not names:
         print(f"(no entry matches {args.pattern!r})")
 
 
 def cmd_info(args):
-    print(json.dumps(kerasrv.zoo.info(args.name), indent=2))
+    print(json.dumps(zoo.info(args.name).to_dict(), indent=2))
 
 
 def cmd_data_show(args):
-    from kerasrv import pictures
+    from kerasrv import data
 
-    path = pictures.dataset_grid(args.name, split=args.split, out=args.out, count=args.count)
-    print(path)
+    print(data.show(args.name, split=args.split, out=args.out, count=args.count))
 
 
 def cmd_train(args):
@@ -60,36 +90,43 @@ def cmd_train(args):
         raise ValueError(
             "--record-baseline records a single-frame baseline: use it with --frames 1"
         )
-    record = training.train_entry(
-        args.name,
+    settings = training.Settings(
         epochs=args.epochs,
         batch_size=args.batch_size,
-        out=args.out,
-        strategy=args.strategy,
-        precision=args.precision,
-        jit_compile=args.jit_compile,
-        seed=args.seed,
         learning_rate=args.learning_rate,
         patience=args.patience,
-        frames=args.frames,
+        seed=args.seed,
+        precision=args.precision,
+        strategy=args.strategy,
+        jit_compile=args.jit_compile,
         train_split=args.train_split,
         validation_split=args.validation_split,
     )
-    if record is not None:  # the chief reports; other workers only train
-        print(json.dumps({k: record[k] for k in ("name", "metrics", "evaluation")}, indent=1))
-        print(f"artifacts: {Path(args.out) / record['training']['run']}")
+    card = training.train(
+        args.name,
+        settings,
+        out=args.out,
+        frames=args.frames,
+        overwrite=args.overwrite,
+        command=shlex.join(["kerasrv", *args.argv]),
+    )
+    if card is not None:  # the chief reports; other workers only train
+        print(json.dumps({"name": card.name, "metrics": card.metrics}, indent=1))
+        print(f"artifacts: {Path(args.out) / card.training['run']}")
         if args.record_baseline:
-            print(f"recorded in {training.record_baseline(record)}")
+            print(f"recorded in {training.record_baseline(card)}")
 
 
 def cmd_evaluate(args):
     from kerasrv import evaluation
 
-    model, card = load_for_evaluation(args.target)
-    out = Path(args.out) / card["name"] if args.out else None
+    model, card = zoo.resolve(args.target)
+    out = Path(args.out) / card.name if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)  # a file system that refuses says so now
     result = evaluation.evaluate(model, card, args.split, batch_size=args.batch_size, out_dir=out)
     width = max(len(k) for k in result["metrics"])
-    print(f"{card['name']} on {result['split']} ({result['examples']} examples)")
+    print(f"{card.name} on {result['split']} ({result['examples']} examples)")
     for key, value in result["metrics"].items():
         print(f"  {key.ljust(width)}  {value:.4f}")
     for path in result.get("pictures", []):
@@ -97,10 +134,27 @@ def cmd_evaluate(args):
 
 
 def cmd_export(args):
-    from kerasrv import export
+    from kerasrv import data, export
 
-    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    result = export.export(args.target, formats, args.out, parity_samples=args.parity_samples)
+    formats = export.check_formats(f.strip() for f in args.format.split(",") if f.strip())
+    model, card = zoo.resolve(args.target)
+    record_in = None
+    if args.record:
+        if not card.weights or not card.weights.get("path"):
+            raise ValueError(
+                "--record writes into a trained model's card: give a zoo name or a run directory"
+            )
+        record_in = Path(card.weights["path"]).parent
+    parity_data = None
+    if args.parity_samples:
+        parity_data = data.arrays(card, f"test[:{args.parity_samples}]")
+    calibration = None
+    if "tflite_int8" in formats:
+        samples, _ = data.arrays(card, f"train[:{export.CALIBRATION_SAMPLES}]")
+        calibration = export.representative(samples)
+    result = export.export(
+        model, card, formats, args.out, parity_data=parity_data, calibration=calibration
+    )
     print(f"exported {args.target} to {result['directory']}")
     report = result["parity"]
     rows = [("format", "file", "size", "max |Δ| b1/b7", "agreement b1/b7", "latency b1", "parity")]
@@ -121,8 +175,9 @@ def cmd_export(args):
         print(
             f"parity on {report['samples']} test samples; agreement = {report['agreement_measure']}"
         )
-    if args.record:
-        path = export.record_in_card(args.target, result)
+    if record_in is not None:
+        command = f"kerasrv export {args.target} --format {','.join(formats)} --record"
+        path = artifacts.update_record(record_in, "exports", export.summary(result, command))
         print(f"recorded in {path}")
 
 
@@ -145,21 +200,23 @@ def _table(rows):
             print("  ".join("-" * w for w in widths))
 
 
-def load_for_evaluation(target):
-    """(model, card) for a zoo name, or for a directory written by `kerasrv train`."""
-    path = Path(target)
-    if path.is_dir() and (path / kerasrv.zoo.CONFIG_FILE).exists():
-        config = json.loads((path / kerasrv.zoo.CONFIG_FILE).read_text())
-        shape = config["builder_args"]["input_shape"]
-        model = kerasrv.zoo.load(
-            config["name"], weights=path / kerasrv.zoo.WEIGHTS_FILE, input_shape=shape
-        )
-        return model, {**kerasrv.zoo.info(config["name"]), "input_shape": shape}
-    return kerasrv.zoo.load(target), kerasrv.zoo.info(target)
+# --- the parser -----------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr and status 2, like every user error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+TARGET = "zoo name, run directory written by `kerasrv train`, or .keras file"
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    from kerasrv.training import PRECISIONS, STRATEGIES
+
+    parser = _Parser(
         prog="kerasrv", description="A model zoo of recurrent vision models for Keras 3."
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -172,18 +229,29 @@ def build_parser():
     p.add_argument("name", help="entry or architecture name")
     p.set_defaults(run=cmd_info)
 
-    p = commands.add_parser("train", help="train an entry and write its artifacts")
+    p = commands.add_parser(
+        "train",
+        help="train an entry and write its artifacts",
+        description="Trains a zoo entry on its dataset into OUT/<entry>/ (weights and card). "
+        "An interrupted run resumes when the same command runs again; a finished one is never "
+        "overwritten unless --overwrite is given.",
+    )
     p.add_argument("name", help="entry or architecture name")
-    p.add_argument("--epochs", type=int, help="default: the entry's recipe")
-    p.add_argument("--batch-size", type=int, help="global batch size; default: the recipe's")
+    p.add_argument("--epochs", type=positive_int, help="default: the entry's recipe")
+    p.add_argument(
+        "--batch-size", type=positive_int, help="global batch size; default: the recipe's"
+    )
     p.add_argument("--out", default="runs", help="artifacts go to OUT/<entry>/ (default runs)")
-    p.add_argument("--strategy", default="auto", choices=training_choices("STRATEGIES"))
-    p.add_argument("--precision", default="float32", choices=training_choices("PRECISIONS"))
+    p.add_argument("--overwrite", action="store_true", help="train again where a finished run is")
+    p.add_argument("--strategy", default="auto", choices=STRATEGIES)
+    p.add_argument("--precision", default="float32", choices=PRECISIONS)
     p.add_argument("--jit-compile", action="store_true", help="compile train steps with XLA")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--learning-rate", type=float, help="peak rate of the cosine schedule")
-    p.add_argument("--patience", type=int, help="EarlyStopping patience (default: none)")
-    p.add_argument("--frames", type=int, help="video entries: train on the first N frames only")
+    p.add_argument("--learning-rate", type=positive_float, help="peak rate of the cosine schedule")
+    p.add_argument("--patience", type=positive_int, help="EarlyStopping patience (default: none)")
+    p.add_argument(
+        "--frames", type=positive_int, help="video entries: train on the first N frames only"
+    )
     p.add_argument(
         "--record-baseline",
         action="store_true",
@@ -194,15 +262,15 @@ def build_parser():
     p.add_argument("--validation-split", help="split that picks the best epoch (train[90%%:])")
     p.set_defaults(run=cmd_train)
 
-    p = commands.add_parser("evaluate", help="measure an entry on its test split")
-    p.add_argument("target", help="entry name, or a directory written by `kerasrv train`")
+    p = commands.add_parser("evaluate", help="measure a model on its test split")
+    p.add_argument("target", help=TARGET)
     p.add_argument("--split", default="test", help="tfds split (default test)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--out", default="eval", help="pictures go to OUT/<entry>/ ('' for none)")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--out", default="eval", help="pictures go to OUT/<name>/ ('' for none)")
     p.set_defaults(run=cmd_evaluate)
 
     p = commands.add_parser("export", help="SavedModel and TFLite files, checked against Keras")
-    p.add_argument("target", help="entry name or a .keras file of a zoo architecture")
+    p.add_argument("target", help=TARGET)
     p.add_argument(
         "--format",
         default="saved_model,tflite",
@@ -212,14 +280,14 @@ def build_parser():
     p.add_argument("--out", default="export", help="export root (default export/)")
     p.add_argument(
         "--parity-samples",
-        type=int,
+        type=count_or_zero,
         default=1000,
         help="real test samples for parity.json (0 skips it)",
     )
     p.add_argument(
         "--record",
         action="store_true",
-        help="write the parity summary into the shipped entry's card.json",
+        help="write the parity summary into the model's card.json",
     )
     p.set_defaults(run=cmd_export)
 
@@ -235,7 +303,7 @@ def build_parser():
     p.add_argument(
         "--report",
         action="store_true",
-        help="write BENCHMARKS.md and bench/chart.png from the results JSON",
+        help="write BENCHMARKS.md and chart.png beside the results JSON",
     )
     p.set_defaults(run=cmd_bench)
 
@@ -244,30 +312,43 @@ def build_parser():
     p = data.add_parser("show", help="write a PNG grid of examples")
     p.add_argument("name", help="tfds name, e.g. moving_fashion_mnist/small")
     p.add_argument("--split", default="test")
-    p.add_argument("--count", type=int, default=8, help="examples to show")
+    p.add_argument("--count", type=positive_int, default=8, help="examples to show")
     p.add_argument("--out", default=None, help="PNG path (default: <name>-<split>.png)")
     p.set_defaults(run=cmd_data_show)
     return parser
 
 
+def _user_errors():
+    """The exceptions that mean the user's input or environment, not a bug of ours."""
+    from kerasrv.data.idx import DatasetError
+
+    return (
+        registry.UnknownModelError,
+        artifacts.WeightsError,
+        artifacts.CardError,
+        DatasetError,
+        ValueError,
+        OSError,
+    )
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         args.run(args)
     except Exception as error:
         if os.environ.get("KERASRV_DEBUG"):
             raise
-        from kerasrv.data.idx import DatasetError
         from kerasrv.training import TrainingDiverged
-        from kerasrv.zoo import UnknownModelError, WeightsError
 
         if isinstance(error, TrainingDiverged):
             print(f"kerasrv {args.command}: {error}", file=sys.stderr)
             return 1
-        if isinstance(
-            error, (UnknownModelError, WeightsError, DatasetError, ValueError, FileNotFoundError)
-        ):
-            print(f"kerasrv {args.command}: error: {error}", file=sys.stderr)
+        if isinstance(error, _user_errors()):
+            message = " ".join(str(error).split()) or type(error).__name__
+            print(f"kerasrv {args.command}: error: {message}", file=sys.stderr)
             return 2
         raise
     return 0

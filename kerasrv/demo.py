@@ -3,8 +3,8 @@
 Loads the `cnn_lstm` entry with its trained weights, measures it on the Fashion-MNIST test
 split, fine-tunes it for one epoch on a task it was not trained for (Fashion-MNIST regrouped into
 four coarse categories, 500 training images), measures that, and exports the fine-tuned model
-(SavedModel for TF Serving, TFLite for LiteRT), each format checked against Keras. It prints a
-short table and the paths of the pictures it wrote.
+(SavedModel for TF Serving, TFLite for LiteRT) with its own card (4 classes, their names), each
+format checked against Keras. It prints a short table and the paths of the pictures it wrote.
 """
 
 import argparse
@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 
-from kerasrv import evaluation, export, pictures, zoo
+from kerasrv import evaluation, export, zoo
 from kerasrv.data import coarse_fashion_mnist
 from kerasrv.labels import COARSE_CLASSES
 
@@ -65,30 +64,26 @@ def main(argv=None):
             f"accuracy {results[None][1]:.4f}",
         )
     )
-    confusion = np.zeros((4, 4), dtype=int)
-    np.add.at(confusion, (test_y, tuned.predict(test_x, verbose=0).argmax(-1)), 1)
-    pictured.append(
-        pictures.confusion_matrix(
-            confusion,
-            COARSE_CLASSES,
-            out / "fine_tuned" / "confusion_matrix.png",
-            f"{ENTRY} fine-tuned on coarse Fashion-MNIST (500 images, 1 epoch): {accuracy:.4f}",
-        )
+    coarse = zoo.describe(tuned, ENTRY, name="cnn_lstm_coarse", class_names=COARSE_CLASSES)
+    measured = evaluation.measure(
+        tuned,
+        coarse,
+        [(test_x[i : i + 500], test_y[i : i + 500]) for i in range(0, len(test_x), 500)],
+        split="coarse test",
+        out_dir=out / "fine_tuned",
     )
+    pictured.extend(measured["pictures"])
 
     print("3. export the fine-tuned model: SavedModel and TFLite, checked against Keras")
-    keras_file = out / "fine_tuned" / "cnn_lstm_coarse.keras"
-    tuned.save(keras_file)
     exported = export.export(
-        keras_file, ("saved_model", "tflite"), out / "export", parity_samples=0
+        tuned,
+        coarse,
+        ("saved_model", "tflite"),
+        out / "export",
+        parity_data=(test_x[:64], test_y[:64]),
     )
-    runners = {
-        "saved_model": export.saved_model_function(exported["files"]["saved_model"], card),
-        "tflite": export.TFLiteModel(exported["files"]["tflite"]),
-    }
-    expected = tuned.predict(test_x[:64], verbose=0)
-    for name, run in runners.items():
-        agree = float((run(test_x[:64]).argmax(-1) == expected.argmax(-1)).mean())
+    for name, parity in exported["parity"]["formats"].items():
+        agree = min(parity["batch_1"]["agreement"], parity["batch_7"]["agreement"])
         rows.append(
             (f"export: {name}", "64 coarse test images", f"top-1 agreement with Keras {agree:.4f}")
         )

@@ -1,8 +1,9 @@
-"""Measures a model on a test split with its task's metrics, and draws what it predicts.
+"""Measures a model with its task's metrics (`kerasrv.tasks`), and draws what it predicts.
 
     classification, video_classification   accuracy (and a confusion matrix)
-    segmentation, video_segmentation       mean IoU over all classes, background included, and
-                                           pixel accuracy (and masks beside the ground truth)
+    segmentation, video_segmentation       mean IoU over the classes that occur, background
+                                           included, and pixel accuracy (and masks beside the
+                                           ground truth)
     next_frame                             binary cross-entropy, MSE and SSIM, each beside the
                                            copy-the-last-frame baseline (and predicted frames
                                            beside the true ones)
@@ -16,85 +17,42 @@ Example:
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
-from kerasrv import data
-
-EPSILON = 1e-7  # Keras' clipping of probabilities in binary cross-entropy
+from kerasrv import data, tasks
 
 
-class _Classification:
-    def __init__(self, num_classes):
-        self.confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+def measure(model, card, batches, *, split="", out_dir=None):
+    """Measures `model` on batches of (inputs, targets) with the metrics of the card's task.
 
-    def update(self, y, p, x):
-        del x
-        k = len(self.confusion)
-        self.confusion += np.bincount(
-            y.ravel() * k + p.argmax(-1).ravel(), minlength=k * k
-        ).reshape(k, k)
+    Args:
+        model: a `keras.Model` for the card's task.
+        card: the model's card (`kerasrv.zoo.info(name)`, or the card of a run).
+        batches: an iterable of (inputs, targets) batches, tensors or numpy arrays.
+        split: what the batches are, for the result and the pictures' titles.
+        out_dir: where to write pictures; None writes none.
 
-    def metrics(self):
-        return {"accuracy": float(np.trace(self.confusion) / self.confusion.sum())}
-
-
-class _Segmentation(_Classification):
-    def metrics(self):
-        c = self.confusion
-        union = c.sum(0) + c.sum(1) - np.diag(c)
-        iou = np.diag(c) / np.maximum(union, 1)
-        return {
-            "mean_iou": float(iou[union > 0].mean()),
-            "pixel_accuracy": float(np.trace(c) / c.sum()),
-        }
-
-    def details(self):
-        c = self.confusion
-        union = c.sum(0) + c.sum(1) - np.diag(c)
-        return {"per_class_iou": [round(float(v), 4) for v in np.diag(c) / np.maximum(union, 1)]}
-
-
-def _bce(target, prediction):
-    p = np.clip(prediction, EPSILON, 1 - EPSILON)
-    return -(target * np.log(p) + (1 - target) * np.log(1 - p))
-
-
-def _ssim(a, b):
-    return tf.image.ssim(tf.constant(a), tf.constant(b), max_val=1.0).numpy()
-
-
-class _NextFrame:
-    """Sums of per-frame errors for the model and for copying the last input frame."""
-
-    def __init__(self):
-        self.sums = {}
-        self.frames = 0
-
-    def _add(self, key, values):
-        self.sums[key] = self.sums.get(key, 0.0) + float(np.sum(values))
-
-    def update(self, y, p, x):
-        copy = x  # the frame before each target is the input at the same position
-        frame_axes = tuple(range(2, y.ndim))
-        for prefix, guess in (("", p), ("copy_last_", copy)):
-            self._add(prefix + "mse", ((y - guess) ** 2).mean(axis=frame_axes))
-            self._add(prefix + "bce", _bce(y, guess).mean(axis=frame_axes))
-            self._add(prefix + "ssim", _ssim(y, guess))
-        self.frames += y.shape[0] * y.shape[1]
-
-    def metrics(self):
-        m = {k: v / self.frames for k, v in self.sums.items()}
-        m["mse_vs_copy_last"] = m["mse"] / m["copy_last_mse"]
-        return m
-
-
-def _accumulator(card):
-    task = card["task"]
-    if task in ("classification", "video_classification"):
-        return _Classification(card["num_classes"])
-    if task in ("segmentation", "video_segmentation"):
-        return _Segmentation(card["num_classes"])
-    return _NextFrame()
+    Returns:
+        A dict: `metrics` (name → value), `split`, `examples`, and the task's details
+        (`confusion_matrix`, `per_class_iou`), plus `pictures` (paths) when `out_dir` is given.
+    """
+    task = tasks.get(card["task"])
+    accumulator = task.measure(card["num_classes"])
+    examples = 0
+    shown = []
+    for x, y in batches:
+        p = np.asarray(model.predict_on_batch(x))
+        x, y = np.asarray(x), np.asarray(y)
+        accumulator.update(y, p, x)
+        examples += len(x)
+        if len(shown) < 8:
+            shown.extend(zip(x, y, p))
+    if not examples:
+        raise ValueError(f"nothing to measure: {split or 'the data'} holds no examples")
+    measured = accumulator.result()
+    result = {"metrics": measured.pop("metrics"), "split": split, "examples": examples, **measured}
+    if out_dir is not None:
+        result["pictures"] = [str(p) for p in task.draw(card, result, shown[:8], Path(out_dir))]
+    return result
 
 
 def evaluate(
@@ -108,11 +66,11 @@ def evaluate(
     frames=None,
     dataset=None,
 ):
-    """Measures `model` on a split of its card's dataset.
+    """Measures `model` on a split of its card's dataset (see `measure`).
 
     Args:
         model: a `keras.Model` for the card's task.
-        card: the entry's card (`kerasrv.zoo.info(name)`), or one with another input_shape.
+        card: the model's card, or one with another input_shape.
         split: the tfds split; slices work ("test[:500]").
         batch_size: examples per forward pass.
         out_dir: where to write pictures (confusion matrix, predictions beside the truth);
@@ -122,31 +80,9 @@ def evaluate(
         dataset: another dataset than the card's.
 
     Returns:
-        A dict: `metrics` (name → value), `split`, `examples`, and task-specific details
-        (`per_class_iou`, `confusion_matrix`), plus `pictures` (paths) when `out_dir` is given.
+        What `measure` returns.
     """
-    ds = data.pipeline(
+    batches = data.pipeline(
         card, split, batch_size, shuffle=False, data_dir=data_dir, frames=frames, dataset=dataset
     )
-    accumulator = _accumulator(card)
-    examples = 0
-    shown = []
-    for x, y in ds:
-        p = model.predict_on_batch(x)
-        x, y = x.numpy(), y.numpy()
-        accumulator.update(y, p, x)
-        examples += len(x)
-        if len(shown) < 8:
-            shown.extend(zip(x, y, p))
-    result = {"metrics": accumulator.metrics(), "split": split, "examples": examples}
-    if hasattr(accumulator, "details"):
-        result.update(accumulator.details())
-    if isinstance(accumulator, _Classification) and not isinstance(accumulator, _Segmentation):
-        result["confusion_matrix"] = accumulator.confusion.tolist()
-    if out_dir is not None:
-        from kerasrv import pictures
-
-        result["pictures"] = [
-            str(p) for p in pictures.draw_evaluation(card, result, shown[:8], Path(out_dir))
-        ]
-    return result
+    return measure(model, card, batches, split=split, out_dir=out_dir)

@@ -1,10 +1,16 @@
 """Exports that deploy: a SavedModel for TF Serving and builtins-only TFLite files for LiteRT.
 
-Every export is one new version directory in TF Serving's layout, `<out>/<name>/<version>/`,
-holding the SavedModel, the TFLite files asked for and `parity.json` (each format measured
-against Keras on real test samples). It is written under a temporary name and renamed into place
-when complete, so a crash never leaves a partial version for a server to pick up, and an existing
-version is never touched.
+`export(model, card, formats, out)` takes a `keras.Model` however it was made (a zoo entry, a
+re-headed or fine-tuned model, a run of `kerasrv train`) and the card that describes it. Every
+export is one new version directory in TF Serving's layout, `<out>/<name>/<version>/`, holding
+the files of the formats asked for, the model's `card.json` (its input, output and classes) and
+`parity.json` (each format measured against Keras on the samples given). It is written under a
+staging name and renamed into place when complete, so a server never sees a partial version and
+an existing version is never touched; the staging folder of an export that was killed is swept
+by the next export of the same model.
+
+Formats are one table, `FORMATS`: a file name, a writer and a runner, and what passes parity.
+A new format is one row plus its writer and runner.
 
 Recurrent layers are why TFLite export usually fails: a Keras LSTM is a `while` loop over a
 TensorList, which the converter turns into Flex ops (not runnable by the LiteRT interpreter) or
@@ -13,16 +19,20 @@ recurrent layers are unrolled (same weights; the time steps are static in every 
 leaves only builtin ops and keeps the batch dynamic.
 
 Example:
-    >>> from kerasrv import export
-    >>> result = export.export("cnn_lstm", formats=("saved_model", "tflite"), out="export")
+    >>> from kerasrv import export, zoo
+    >>> model, card = zoo.resolve("cnn_lstm")
+    >>> result = export.export(model, card, ("saved_model", "tflite"), out="export")
     >>> result["directory"]
     PosixPath('export/cnn_lstm.fmnist/1')
 """
 
+import dataclasses
+import fcntl
+import functools
 import json
 import os
 import shutil
-import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -30,16 +40,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasrv import zoo
+from kerasrv import artifacts, tasks
 from kerasrv.layers import UnrolledGRU
 
-FORMATS = ("saved_model", "tflite", "tflite_dynamic", "tflite_float16", "tflite_int8", "onnx")
-TFLITE_FILES = {
-    "tflite": "model.tflite",
-    "tflite_dynamic": "model.dynamic.tflite",
-    "tflite_float16": "model.float16.tflite",
-    "tflite_int8": "model.int8.tflite",
-}
 # Full-integer op sets by activation width. 16 is TFLite's 16x8 mode (int8 weights, int16
 # activations): a 28-step LSTM state kept in 8 bits drifts (row_rnn.lstm 0.976 top-1 agreement,
 # renet 0.925, convlstm_seg 0.953 mask IoU on 1,000 test samples), in 16 bits it holds
@@ -50,42 +53,16 @@ INTEGER_OPS = {
     8: tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
     16: tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
 }
-ONNX_FILE = "model.onnx"
 ONNX_OPSET = 17
+CALIBRATION_SAMPLES = 200  # training samples that calibrate the full-integer file's ranges
+PARITY_SAMPLES = 1000  # real test samples of a parity report
 PARITY_FILE = "parity.json"
-CALIBRATION_SAMPLES = 200
-
-# What passes parity. Float formats: the largest absolute difference from Keras' outputs.
-MAX_ABS_DIFF = {"saved_model": 1e-5, "tflite": 1e-4, "onnx": 1e-4}
-# Reduced-precision formats: task agreement with Keras (see `agreement`); for next-frame
-# prediction, the export's MSE may be at most this many times Keras'.
-MIN_AGREEMENT = {
-    "classification": 0.99,
-    "video_classification": 0.99,
-    "segmentation": 0.95,
-    "video_segmentation": 0.95,
-}
-MAX_MSE_RATIO = 1.1
+PARITY_BATCH_SIZES = (1, 7)
+STAGING = ".partial-"  # staging folders are named .<version>.partial-<token>
+LOCK_SUFFIX = ".lock"  # and their export holds .<token>.lock
 
 
-# --- the model to export -----------------------------------------------------------------------
-
-
-def load(target):
-    """(model, card) for a zoo entry name or a `.keras` file of a zoo architecture."""
-    path = Path(str(target))
-    if path.suffix == ".keras":
-        if not path.is_file():
-            raise FileNotFoundError(f"no such .keras file: {path}")
-        model = keras.saving.load_model(path)
-        card = zoo.info(model.name)  # builders name their model after the architecture
-        card.update(
-            input_shape=list(model.input_shape[1:]),
-            output_shape=list(model.output_shape[1:]),
-            name=path.stem,
-        )
-        return model, card
-    return zoo.load(target), zoo.info(target)
+# --- the model the converters get ------------------------------------------------------------
 
 
 def _unrolled_config(config):
@@ -130,21 +107,52 @@ def converter_form(model):
     return copy
 
 
-def _write_saved_model(model, card, directory, check_shape=True):
+# --- writers -------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Job:
+    """One export in progress: what every writer reads."""
+
+    model: keras.Model
+    card: object
+    staging: Path
+    calibration: object  # a callable yielding [input batch] lists, or None
+    int8_activations: int
+
+    @functools.cached_property
+    def converter_input(self):
+        """The converter form of the model as a SavedModel, made once per export.
+
+        It lives in the staging folder, so it goes wherever the staging folder goes: removed
+        before the version is published, or swept with the folder of a killed export.
+        """
+        directory = self.staging / ".converter-input"
+        write_saved_model(converter_form(self.model), self.card, directory, guard=False)
+        return directory
+
+
+def write_saved_model(model, card, directory, guard=True):
     """A SavedModel with one `serving_default` signature: named input, named output.
 
     A signature checks its inputs' dtype, not their shape: a wrong-rank input reaches the
-    kernels, and some abort the serving process. `check_shape` puts an EnsureShape first, so a
-    wrong shape is an InvalidArgumentError naming the expected one. (The copy that only feeds
-    the TFLite converter goes without.)
+    kernels, and some abort the serving process. With `guard`, an EnsureShape comes first, so
+    a wrong shape is an InvalidArgumentError naming the expected one, and a sample holding a NaN
+    or an infinity gets NaN outputs: TensorFlow's kernels (pooling, ReLU) can turn a NaN image
+    into a confident answer, which a server must never return. (The copy that only feeds the
+    TFLite converter goes without.)
     """
     spec = tf.TensorSpec((None, *card["input_shape"]), tf.float32, name=card["input_name"])
     output = card["output_name"]
 
     def serve(x):
-        if check_shape:
-            x = tf.ensure_shape(x, spec.shape)
-        return {output: model(x, training=False)}
+        if not guard:
+            return {output: model(x, training=False)}
+        x = tf.ensure_shape(x, spec.shape)
+        y = model(x, training=False)
+        invalid = tf.logical_not(tf.reduce_all(tf.math.is_finite(x), axis=range(1, x.shape.rank)))
+        invalid = tf.reshape(invalid, [-1] + [1] * (y.shape.rank - 1))
+        return {output: tf.where(invalid, tf.constant(np.nan, y.dtype), y)}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -152,7 +160,31 @@ def _write_saved_model(model, card, directory, check_shape=True):
     archive.write_out(str(directory), verbose=False)
 
 
-def _write_onnx(model, card, path):
+def _write_saved_model(job, path):
+    write_saved_model(job.model, job.card, path)
+
+
+def _tflite_writer(variant):
+    def write(job, path):
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            str(job.converter_input), ["serving_default"]
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if variant != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if variant == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if variant == "int8":  # full integer, calibrated on the model's own training data
+            if job.calibration is None:
+                raise ValueError("the tflite_int8 format needs calibration samples")
+            converter.representative_dataset = job.calibration
+            converter.target_spec.supported_ops = [INTEGER_OPS[job.int8_activations]]
+        Path(path).write_bytes(converter.convert())
+
+    return write
+
+
+def _write_onnx(job, path):
     """ONNX for users outside TensorFlow, converted by tf2onnx (LSTMs become ONNX `LSTM` ops)."""
     try:
         import tf2onnx
@@ -160,43 +192,31 @@ def _write_onnx(model, card, path):
         raise ImportError(
             "the onnx format needs tf2onnx and onnxruntime: pip install 'kerasrv[onnx]'"
         ) from None
+    card = job.card
     spec = tf.TensorSpec((None, *card["input_shape"]), tf.float32, name=card["input_name"])
     output = card["output_name"]
-    serve = tf.function(lambda x: {output: model(x, training=False)})
+    serve = tf.function(lambda x: {output: job.model(x, training=False)})
     tf2onnx.convert.from_function(
         serve, input_signature=(spec,), opset=ONNX_OPSET, output_path=str(path)
     )
 
 
-def _representative(card, data_dir):
-    from kerasrv import data
-
-    ds = data.pipeline(card, f"train[:{CALIBRATION_SAMPLES}]", 1, shuffle=False, data_dir=data_dir)
-    return lambda: ([x] for x, _ in ds)
-
-
-def _convert(saved_model, variant, card, representative):
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), ["serving_default"])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if variant != "tflite":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if variant == "tflite_float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if variant == "tflite_int8":  # full integer, calibrated on the entry's own training data
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [INTEGER_OPS[card["int8_activations"]]]
-    return converter.convert()
-
-
-# --- running the artifacts ---------------------------------------------------------------------
+# --- runners ------------------------------------------------------------------------------------
 
 
 class TFLiteModel:
     """Runs an exported TFLite file with the LiteRT interpreter, checking the input first.
 
+    Safe to share between threads (a web server's request threads): each thread runs its own
+    interpreter of the file, made on its first call. A LiteRT interpreter is not thread-safe,
+    and one shared by 8 threads returned other requests' answers without an error.
+
+    A sample holding a NaN or an infinity gets NaN outputs, as the float files give: the
+    integer files cannot represent a NaN and would answer anyway.
+
     Args:
         path: a `.tflite` file written by `export`.
-        num_threads: interpreter threads (None: LiteRT's default).
+        num_threads: threads of each interpreter (None: LiteRT's default).
 
     Example:
         >>> model = TFLiteModel("export/cnn_lstm.fmnist/1/model.tflite")
@@ -205,14 +225,31 @@ class TFLiteModel:
     """
 
     def __init__(self, path, num_threads=None):
-        from ai_edge_litert.interpreter import Interpreter
-
         self.path = Path(path)
-        self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
-        self.runner = self.interpreter.get_signature_runner("serving_default")
-        ((self.input_name, spec),) = self.runner.get_input_details().items()
-        ((self.output_name, _),) = self.runner.get_output_details().items()
+        self.num_threads = num_threads
+        self._local = threading.local()
+        runner = self.runner  # this thread's; it also reads the signature
+        ((self.input_name, spec),) = runner.get_input_details().items()
+        ((self.output_name, _),) = runner.get_output_details().items()
         self.input_shape = tuple(int(d) for d in spec["shape_signature"][1:])
+
+    @property
+    def interpreter(self):
+        """This thread's LiteRT interpreter of the file."""
+        if not hasattr(self._local, "interpreter"):
+            from ai_edge_litert.interpreter import Interpreter
+
+            self._local.interpreter = Interpreter(
+                model_path=str(self.path), num_threads=self.num_threads
+            )
+        return self._local.interpreter
+
+    @property
+    def runner(self):
+        """This thread's signature runner (`serving_default`)."""
+        if not hasattr(self._local, "runner"):
+            self._local.runner = self.interpreter.get_signature_runner("serving_default")
+        return self._local.runner
 
     def ops(self):
         """The set of operator names in the file (builtin ops only, for a kerasrv export)."""
@@ -233,10 +270,15 @@ class TFLiteModel:
             raise TypeError(
                 f"{self.path.name} expects float32 input in [0, 1], got dtype {x.dtype}"
             )
-        return self.runner(**{self.input_name: x})[self.output_name]
+        invalid = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
+        y = self.runner(**{self.input_name: np.ascontiguousarray(x)})[self.output_name]
+        if invalid.any():
+            y = y.astype(np.float32)
+            y[invalid] = np.nan
+        return y
 
 
-def onnx_function(path):
+def onnx_function(path, card=None):
     """An ONNX file run by onnxruntime, as a numpy → numpy function."""
     import onnxruntime
 
@@ -256,26 +298,82 @@ def saved_model_function(directory, card):
     return run
 
 
-# --- parity ------------------------------------------------------------------------------------
+# --- the formats -------------------------------------------------------------------------------
 
 
-def agreement(card, reference, predicted, targets):
-    """How far an export's task answers agree with Keras' on the same inputs.
+@dataclasses.dataclass(frozen=True)
+class Format:
+    """One export format.
 
-    Classification: the fraction of equal top-1 labels. Segmentation: the mean IoU of the
-    export's masks against Keras' masks. Next-frame: the export's MSE to the true frames divided
-    by Keras' (1.0 is parity).
+    Attributes:
+        name: what `--format` calls it.
+        file: its path inside the version directory ("" for the directory itself).
+        write: writer(job, path).
+        run: runner(path, card) → a numpy → numpy function.
+        max_abs_diff: for float formats, the largest absolute difference from Keras' outputs
+            that passes parity; None for reduced-precision formats, which pass by the task's
+            agreement measure (`kerasrv.tasks`).
     """
-    task = card["task"]
-    if task in ("classification", "video_classification"):
-        return float((reference.argmax(-1) == predicted.argmax(-1)).mean())
-    if task in ("segmentation", "video_segmentation"):
-        a, b = reference.argmax(-1).ravel(), predicted.argmax(-1).ravel()
-        k = card["num_classes"]
-        confusion = np.bincount(a * k + b, minlength=k * k).reshape(k, k)
-        union = confusion.sum(0) + confusion.sum(1) - np.diag(confusion)
-        return float((np.diag(confusion)[union > 0] / union[union > 0]).mean())
-    return float(((predicted - targets) ** 2).mean() / ((reference - targets) ** 2).mean())
+
+    name: str
+    file: str
+    write: object
+    run: object
+    max_abs_diff: float | None
+
+
+def _tflite_runner(path, card=None):
+    return TFLiteModel(path)
+
+
+FORMATS = {
+    f.name: f
+    for f in (
+        Format("saved_model", "", _write_saved_model, saved_model_function, 1e-5),
+        Format("tflite", "model.tflite", _tflite_writer("float32"), _tflite_runner, 1e-4),
+        Format(
+            "tflite_dynamic",
+            "model.dynamic.tflite",
+            _tflite_writer("dynamic"),
+            _tflite_runner,
+            None,
+        ),
+        Format(
+            "tflite_float16",
+            "model.float16.tflite",
+            _tflite_writer("float16"),
+            _tflite_runner,
+            None,
+        ),
+        Format("tflite_int8", "model.int8.tflite", _tflite_writer("int8"), _tflite_runner, None),
+        Format("onnx", "model.onnx", _write_onnx, onnx_function, 1e-4),
+    )
+}
+
+
+def check_formats(formats):
+    """The formats as a tuple, after checking each is one of `FORMATS`.
+
+    Raises:
+        ValueError: none given, or an unknown one.
+    """
+    formats = tuple(formats)
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise ValueError(
+            f"unknown export format(s) {', '.join(unknown) or '(none given)'}; expected some of "
+            f"{', '.join(FORMATS)}"
+        )
+    return formats
+
+
+def representative(samples):
+    """The converter's calibration input from an array of samples: one sample per batch."""
+    samples = np.asarray(samples, np.float32)
+    return lambda: ([samples[i : i + 1]] for i in range(len(samples)))
+
+
+# --- parity ------------------------------------------------------------------------------------
 
 
 def _batched(run, x, batch_size):
@@ -293,25 +391,32 @@ def median_latency_ms(run, sample, calls=30):
     return 1000 * float(np.median(times))
 
 
-def parity(model, card, runners, *, samples=1000, batch_sizes=(1, 7), data_dir=None):
-    """Measures each exported format against Keras on real test samples.
+def passes(card, name, measured):
+    """Whether a format's parity measurements pass (`Format.max_abs_diff`, the task's bar)."""
+    batches = [v for k, v in measured.items() if k.startswith("batch_")]
+    limit = FORMATS[name].max_abs_diff
+    if limit is not None:
+        return all(b["max_abs_diff"] <= limit for b in batches)
+    task = tasks.get(card["task"])
+    return all(task.agrees(b["agreement"]) for b in batches)
+
+
+def parity(model, card, runners, x, y, *, batch_sizes=PARITY_BATCH_SIZES):
+    """Measures each exported format against Keras on samples.
 
     Args:
         model: the Keras model that was exported.
         card: its card.
         runners: format name → numpy function running that artifact.
-        samples: real test samples (the first ones of the entry's test split).
+        x: input samples (real test samples: agreement on noise means little).
+        y: their targets (next-frame agreement compares errors to the true frames).
         batch_sizes: batch sizes to run the artifacts at.
-        data_dir: TFDS data directory.
 
     Returns:
-        format → {"batch_<n>": {"max_abs_diff", "agreement"}, "latency_ms_batch_1"}.
+        {"samples", "agreement_measure", "formats": {format: {"batch_<n>": {"max_abs_diff",
+        "agreement"}, "latency_ms_batch_1", "passes"}}}.
     """
-    from kerasrv import data
-
-    ds = data.pipeline(card, f"test[:{samples}]", 64, shuffle=False, data_dir=data_dir)
-    xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in ds))
-    x, y = np.concatenate(xs), np.concatenate(ys)
+    task = tasks.get(card["task"])
     reference = _batched(lambda b: model.predict_on_batch(b), x, 64)
     report = {}
     for name, run in runners.items():
@@ -320,41 +425,37 @@ def parity(model, card, runners, *, samples=1000, batch_sizes=(1, 7), data_dir=N
             predicted = _batched(run, x, batch_size)
             entry[f"batch_{batch_size}"] = {
                 "max_abs_diff": float(np.abs(predicted - reference).max()),
-                "agreement": agreement(card, reference, predicted, y),
+                "agreement": task.agreement(reference, predicted, y, card["num_classes"]),
             }
         entry["latency_ms_batch_1"] = median_latency_ms(run, x[:1])
         entry["passes"] = passes(card, name, entry)
         report[name] = entry
-    return {"samples": len(x), "agreement_measure": _measure(card["task"]), "formats": report}
+    return {"samples": len(x), "agreement_measure": task.parity_measure, "formats": report}
 
 
-def passes(card, name, measured):
-    """Whether a format's parity measurements pass (`MAX_ABS_DIFF`, `MIN_AGREEMENT`)."""
-    batches = [v for k, v in measured.items() if k.startswith("batch_")]
-    if name in MAX_ABS_DIFF:
-        return all(b["max_abs_diff"] <= MAX_ABS_DIFF[name] for b in batches)
-    if card["task"] == "next_frame":
-        return all(b["agreement"] <= MAX_MSE_RATIO for b in batches)
-    return all(b["agreement"] >= MIN_AGREEMENT[card["task"]] for b in batches)
+def summary(result, command):
+    """The short form of an export's parity report that a card records (its `exports`)."""
+    report = result["parity"]
+    formats = {}
+    for name, m in report["formats"].items():
+        batches = [v for k, v in m.items() if k.startswith("batch_")]
+        formats[name] = {
+            "size_bytes": m["size_bytes"],
+            "max_abs_diff": max(b["max_abs_diff"] for b in batches),
+            "agreement": min(b["agreement"] for b in batches),
+            "latency_ms_batch_1": round(m["latency_ms_batch_1"], 3),
+            "passes": m["passes"],
+            **({"activations": m["activations"]} if "activations" in m else {}),
+        }
+    return {
+        "samples": report["samples"],
+        "agreement_measure": report["agreement_measure"],
+        "command": command,
+        "formats": formats,
+    }
 
 
-def _measure(task):
-    if task in ("classification", "video_classification"):
-        return "top-1 agreement with Keras"
-    if task in ("segmentation", "video_segmentation"):
-        return "mean IoU of the masks against Keras' masks"
-    return "MSE to the true frames / Keras' MSE"
-
-
-# --- versions and the export itself ------------------------------------------------------------
-
-
-def _runner(name, path, card):
-    if name == "saved_model":
-        return saved_model_function(path, card)
-    if name == "onnx":
-        return onnx_function(path)
-    return TFLiteModel(path)
+# --- versions, staging and the export itself -----------------------------------------------------
 
 
 def next_version(directory):
@@ -368,6 +469,44 @@ def _size(path):
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def sweep_staging(root):
+    """Removes the staging folders (and lock files) of dead exports under a model's directory.
+
+    An export takes an exclusive lock on its lock file `.<token>.lock` before it makes its
+    staging folder `.<version>.partial-<token>`, and holds it until it has published or removed
+    that folder; the kernel drops the lock when the process dies, however it dies. So a staging
+    folder whose lock can be taken, or that has no lock file, is a dead export's.
+
+    Returns:
+        The folders removed.
+    """
+    root = Path(root)
+    removed = []
+    for folder in root.glob(f".*{STAGING}*"):
+        lock_path = root / f".{folder.name.rpartition(STAGING)[2]}{LOCK_SUFFIX}"
+        if lock_path.exists() and not _takeable(lock_path):
+            continue  # a live export
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    # A lock file with no folder: an export that died after publishing or cleaning up. Only
+    # old ones go: a new export creates its lock file an instant before it takes the lock.
+    for lock_path in root.glob(f".*{LOCK_SUFFIX}"):
+        if time.time() - lock_path.stat().st_mtime > 60 and _takeable(lock_path):
+            lock_path.unlink(missing_ok=True)
+    return removed
+
+
+def _takeable(lock_path):
+    try:
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def _publish(staging, root, version):
@@ -389,107 +528,93 @@ def _publish(staging, root, version):
     raise RuntimeError(f"no free version directory under {root}")
 
 
+def _check_model_fits_card(model, card):
+    for what, key in (("input", "input_shape"), ("output", "output_shape")):
+        shape = tuple(getattr(model, key)[1:])
+        if shape != tuple(card[key]):
+            raise ValueError(
+                f"the model's {what} shape is {shape}, but its card says {tuple(card[key])}: "
+                f"export a model with the card that describes it"
+            )
+
+
 def export(
-    target,
+    model,
+    card,
     formats=("saved_model", "tflite"),
     out="export",
     *,
-    parity_samples=1000,
-    data_dir=None,
-    representative=None,
+    parity_data=None,
+    calibration=None,
     int8_activations=None,
 ):
-    """Exports a zoo entry (or a `.keras` file of one) and measures every format against Keras.
+    """Exports a model and measures every format against Keras.
 
     Args:
-        target: an entry name ("cnn_lstm") or a `.keras` file.
-        formats: any of `FORMATS`.
-        out: the export root; the version goes to `<out>/<name>/<next version>/`.
-        parity_samples: real test samples for the parity report (0 skips it).
-        data_dir: TFDS data directory (test samples and int8 calibration data).
-        representative: a callable yielding [input batch] lists to calibrate int8 with;
-            default `CALIBRATION_SAMPLES` examples of the entry's own training data.
-        int8_activations: 8 or 16, the activation width of `tflite_int8`; default the entry's
-            (a `.keras` file takes its architecture's default entry's).
+        model: the `keras.Model` to export.
+        card: its card (`kerasrv.zoo.resolve` gives both; `kerasrv.zoo.describe` makes one for
+            a re-headed model): the version goes under its name, the signature uses its input
+            and output names.
+        formats: names from `FORMATS`.
+        out: the export root; the version goes to `<out>/<card name>/<next version>/`.
+        parity_data: (inputs, targets) numpy arrays of real samples for `parity.json`; None
+            measures no parity.
+        calibration: a callable yielding [input batch] lists, for `tflite_int8`.
+        int8_activations: 8 or 16, the activation width of `tflite_int8`; default the card's.
 
     Returns:
         A dict: `directory` (the version directory), `version`, `files` (format → path) and
-        `parity` (the report also written to `parity.json`).
+        `parity` (the report also written to `parity.json`, or None).
     """
-    unknown = set(formats) - set(FORMATS)
-    if unknown or not formats:
-        raise ValueError(
-            f"unknown export format(s) {sorted(unknown)}; expected some of {', '.join(FORMATS)}"
-        )
-    model, card = load(target)
-    if int8_activations is not None:
-        if int8_activations not in INTEGER_OPS:
-            raise ValueError(f"int8_activations must be 8 or 16, got {int8_activations!r}")
-        card["int8_activations"] = int8_activations
+    formats = check_formats(formats)
+    _check_model_fits_card(model, card)
+    width = card.get("int8_activations", 8) if int8_activations is None else int8_activations
+    if width not in INTEGER_OPS:
+        raise ValueError(f"int8_activations must be 8 or 16, got {width!r}")
     root = Path(out) / card["name"]
     root.mkdir(parents=True, exist_ok=True)
+    sweep_staging(root)
     version = next_version(root)
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}.partial-", dir=root))
+    token = os.urandom(6).hex()
+    lock_path = root / f".{token}{LOCK_SUFFIX}"
+    lock = open(lock_path, "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # before the staging folder exists (see sweep_staging)
+    staging = root / f".{version}{STAGING}{token}"
     try:
+        staging.mkdir()
+        job = _Job(model, card, staging, calibration, width)
         files, sizes = {}, {}
-        if "saved_model" in formats:
-            _write_saved_model(model, card, staging)
-            files["saved_model"], sizes["saved_model"] = staging, _size(staging)
-        tflite = [f for f in formats if f in TFLITE_FILES]
-        if tflite:
-            samples = representative
-            if "tflite_int8" in tflite and samples is None:
-                samples = _representative(card, data_dir)
-            with tempfile.TemporaryDirectory() as scratch:
-                _write_saved_model(converter_form(model), card, scratch, check_shape=False)
-                for variant in tflite:
-                    path = staging / TFLITE_FILES[variant]
-                    path.write_bytes(_convert(scratch, variant, card, samples))
-                    files[variant], sizes[variant] = path, path.stat().st_size
-        if "onnx" in formats:
-            files["onnx"] = staging / ONNX_FILE
-            _write_onnx(model, card, files["onnx"])
-            sizes["onnx"] = files["onnx"].stat().st_size
+        for name in formats:
+            fmt = FORMATS[name]
+            path = staging / fmt.file if fmt.file else staging
+            fmt.write(job, path)
+            files[name] = path
+        shutil.rmtree(staging / ".converter-input", ignore_errors=True)
+        artifacts.write_card(staging, card)
+        for name, path in files.items():
+            sizes[name] = _size(path) if path != staging else _saved_model_size(staging)
         report = None
-        if parity_samples:
-            runners = {name: _runner(name, path, card) for name, path in files.items()}
-            report = parity(model, card, runners, samples=parity_samples, data_dir=data_dir)
+        if parity_data is not None:
+            x, y = parity_data
+            runners = {name: FORMATS[name].run(path, card) for name, path in files.items()}
+            report = parity(model, card, runners, x, y)
             for name, size in sizes.items():
                 report["formats"][name]["size_bytes"] = size
             if "tflite_int8" in files:
-                report["formats"]["tflite_int8"]["activations"] = f"int{card['int8_activations']}"
+                report["formats"]["tflite_int8"]["activations"] = f"int{width}"
             (staging / PARITY_FILE).write_text(json.dumps(report, indent=1) + "\n")
         final = _publish(staging, root, version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        lock_path.unlink(missing_ok=True)
+        lock.close()
     files = {name: final / path.relative_to(staging) for name, path in files.items()}
     return {"directory": final, "version": int(final.name), "files": files, "parity": report}
 
 
-def record_in_card(name, result):
-    """Writes an export's parity summary into the shipped entry's card (its `exports` table)."""
-    directory = zoo.shipped(name)
-    if directory is None:
-        raise zoo.WeightsError(f"{name} ships no card to record an export in")
-    card_path = directory / zoo.CARD_FILE
-    card = json.loads(card_path.read_text())
-    report = result["parity"]
-    card["exports"] = {
-        "samples": report["samples"],
-        "agreement_measure": report["agreement_measure"],
-        "command": f"kerasrv export {card['name']} --format {','.join(result['files'])} --record",
-        "formats": {
-            fmt: {
-                "size_bytes": m["size_bytes"],
-                "max_abs_diff": max(m["batch_1"]["max_abs_diff"], m["batch_7"]["max_abs_diff"]),
-                "agreement": min(m["batch_1"]["agreement"], m["batch_7"]["agreement"]),
-                "latency_ms_batch_1": round(m["latency_ms_batch_1"], 3),
-                "passes": m["passes"],
-                **({"activations": m["activations"]} if "activations" in m else {}),
-            }
-            for fmt, m in report["formats"].items()
-        },
-    }
-    card_path.write_text(json.dumps(card, indent=1) + "\n")
-    return card_path
+def _saved_model_size(directory):
+    """The SavedModel's own files: saved_model.pb, variables/ and assets/."""
+    parts = ["saved_model.pb", "fingerprint.pb", "variables", "assets"]
+    return sum(_size(directory / p) for p in parts if (directory / p).exists())

@@ -36,31 +36,22 @@ def _legend(fig):
     fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, frameon=False)
 
 
-def dataset_grid(name, split="test", out=None, count=8, data_dir=None):
-    """Writes a PNG of `count` examples of a dataset and returns its path.
+def dataset_grid(examples, features, name, split, out):
+    """Writes a PNG of a dataset's examples and returns its path.
 
     Images are shown with their class names; scenes with their masks tinted by class; sequences
     one per row, frame by frame, with masks, the item's class and its direction of motion.
 
     Args:
-        name: a tfds name ("fashion_mnist_local", "fashion_mnist_scenes",
-            "moving_fashion_mnist/small", ...).
-        split: which split.
-        out: PNG path; default "<name>-<split>.png" in the working directory.
-        count: number of examples.
-        data_dir: TFDS data directory.
+        examples: feature dicts of numpy arrays.
+        features: the dataset's `tfds.features.FeaturesDict`.
+        name: the dataset's name, for the title.
+        split: which split they come from, for the title.
+        out: PNG path.
 
     Returns:
         The `Path` written.
     """
-    import tensorflow_datasets as tfds
-
-    from kerasrv.data import load_split
-
-    ds, info = load_split(name, f"{split}[:{count}]", data_dir)
-    examples = list(tfds.as_numpy(ds))
-    features = info.features
-    out = Path(out or f"{name.replace('/', '-')}-{split}.png")
     if "frames" in features:
         steps = examples[0]["frames"].shape[0]
         fig, axes = plt.subplots(
@@ -142,80 +133,84 @@ def confusion_matrix(confusion, class_names, out, title):
     return _save(fig, out)
 
 
-def draw_evaluation(card, result, shown, out_dir):
-    """The pictures of an evaluation: a confusion matrix or predictions beside the truth.
-
-    Args:
-        card: the entry's card.
-        result: what `kerasrv.evaluation.evaluate` measured.
-        shown: up to 8 (input, target, prediction) triples, as numpy arrays.
-        out_dir: the directory to write into.
-
-    Returns:
-        The paths written.
-    """
-    task, name = card["task"], card["name"]
+def evaluation_title(card, result):
+    """A picture's title: the model, the split and what was measured on it."""
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
-    title = f"{name} on {result['split']} ({result['examples']} examples): {metrics}"
-    written = []
-    if "confusion_matrix" in result:
-        written.append(
-            confusion_matrix(
-                result["confusion_matrix"],
-                card["class_names"],
-                out_dir / "confusion_matrix.png",
-                title,
-            )
-        )
-    if task == "segmentation":
-        fig, axes = plt.subplots(
-            len(shown), 3, figsize=(5.4, 1.8 * len(shown) + 0.8), squeeze=False
-        )
-        for row, (x, y, p) in zip(axes, shown):
-            image = x * 255
-            overlay(row[0], image)
-            overlay(row[1], image, y)
-            overlay(row[2], image, p.argmax(-1))
-        for ax, label in zip(axes[0], ("image", "true mask", "predicted mask")):
-            ax.set_title(label, fontsize=9)
-    elif task == "video_classification":  # a clip a row, the labels beside it
-        clips, names = shown[:4], card["class_names"]
-        steps = clips[0][0].shape[0]
-        fig, axes = plt.subplots(
-            len(clips), steps, figsize=(1.2 * steps + 1.5, 1.3 * len(clips) + 0.6), squeeze=False
-        )
-        for row, (x, y, p) in zip(axes, clips):
-            for t, ax in enumerate(row):
-                overlay(ax, x[t] * 255)
-            row[0].set_ylabel(
-                f"true: {names[int(y)]}\npredicted:\n{names[int(p.argmax())]}",
-                fontsize=7,
-                rotation=0,
-                ha="right",
-                va="center",
-            )
-    elif task in ("video_segmentation", "next_frame"):  # truth above, prediction below
-        clips = shown[:3]
-        steps = clips[0][0].shape[0]
-        fig, axes = plt.subplots(
-            2 * len(clips), steps, figsize=(1.1 * steps, 2.3 * len(clips) + 1), squeeze=False
-        )
-        for c, (x, y, p) in enumerate(clips):
-            top, bottom = axes[2 * c], axes[2 * c + 1]
-            for t in range(steps):
-                if task == "video_segmentation":
-                    overlay(top[t], x[t] * 255, y[t])
-                    overlay(bottom[t], x[t] * 255, p[t].argmax(-1))
-                else:
-                    overlay(top[t], y[t] * 255)
-                    overlay(bottom[t], p[t] * 255)
-            truth = "true masks" if task == "video_segmentation" else "true next frames"
-            top[0].set_ylabel(truth, fontsize=7)
-            bottom[0].set_ylabel("predicted", fontsize=7)
-    else:
-        return written
-    if task in ("segmentation", "video_segmentation"):
-        _legend(fig)
+    return f"{card['name']} on {result['split']} ({result['examples']} examples): {metrics}"
+
+
+def image_masks(card, shown, out, title):
+    """Images with their true and predicted masks, one (image, mask, prediction) triple a row."""
+    fig, axes = plt.subplots(len(shown), 3, figsize=(5.4, 1.8 * len(shown) + 0.8), squeeze=False)
+    for row, (x, y, p) in zip(axes, shown):
+        image = x * 255
+        overlay(row[0], image)
+        overlay(row[1], image, y)
+        overlay(row[2], image, p.argmax(-1))
+    for ax, label in zip(axes[0], ("image", "true mask", "predicted mask")):
+        ax.set_title(label, fontsize=9)
+    _legend(fig)
     fig.suptitle(title, fontsize=8)
-    written.append(_save(fig, out_dir / "predictions.png"))
-    return written
+    return _save(fig, out)
+
+
+def clip_labels(card, shown, out, title):
+    """Up to 4 clips, a clip a row, with the true and predicted label beside each."""
+    clips, names = shown[:4], card["class_names"]
+    steps = clips[0][0].shape[0]
+    fig, axes = plt.subplots(
+        len(clips), steps, figsize=(1.2 * steps + 1.5, 1.3 * len(clips) + 0.6), squeeze=False
+    )
+    for row, (x, y, p) in zip(axes, clips):
+        for t, ax in enumerate(row):
+            overlay(ax, x[t] * 255)
+        row[0].set_ylabel(
+            f"true: {names[int(y)]}\npredicted:\n{names[int(p.argmax())]}",
+            fontsize=7,
+            rotation=0,
+            ha="right",
+            va="center",
+        )
+    fig.suptitle(title, fontsize=8)
+    return _save(fig, out)
+
+
+def _clip_rows(shown, draw_truth, draw_prediction, truth_label):
+    clips = shown[:3]
+    steps = clips[0][0].shape[0]
+    fig, axes = plt.subplots(
+        2 * len(clips), steps, figsize=(1.1 * steps, 2.3 * len(clips) + 1), squeeze=False
+    )
+    for c, (x, y, p) in enumerate(clips):
+        top, bottom = axes[2 * c], axes[2 * c + 1]
+        for t in range(steps):
+            draw_truth(top[t], x[t], y[t])
+            draw_prediction(bottom[t], x[t], p[t])
+        top[0].set_ylabel(truth_label, fontsize=7)
+        bottom[0].set_ylabel("predicted", fontsize=7)
+    return fig
+
+
+def clip_masks(card, shown, out, title):
+    """Up to 3 clips: true masks on the frames above, predicted masks below."""
+    fig = _clip_rows(
+        shown,
+        lambda ax, x, y: overlay(ax, x * 255, y),
+        lambda ax, x, p: overlay(ax, x * 255, p.argmax(-1)),
+        "true masks",
+    )
+    _legend(fig)
+    fig.suptitle(title, fontsize=8)
+    return _save(fig, out)
+
+
+def next_frames(shown, out, title):
+    """Up to 3 clips: the true next frames above, the predicted ones below."""
+    fig = _clip_rows(
+        shown,
+        lambda ax, x, y: overlay(ax, y * 255),
+        lambda ax, x, p: overlay(ax, p * 255),
+        "true next frames",
+    )
+    fig.suptitle(title, fontsize=8)
+    return _save(fig, out)

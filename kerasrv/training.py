@@ -1,23 +1,30 @@
-"""The fit recipe: distribution strategy, precision, callbacks, resume, and training a zoo entry.
+"""The fit recipe: distribution strategy, precision, callbacks, resume, and training runs.
 
 `fit` is `model.fit` with the callbacks every run wants: a progress bar, the best weights on
 validation kept on disk, BackupAndRestore (a killed run resumes at the epoch it reached),
 EarlyStopping, a NaN guard that stops with a clear message and leaves the last good checkpoint,
-a CSV log and TensorBoard logs. `train_entry` is what `kerasrv train NAME` runs: it trains a zoo
-entry on its own dataset and writes the artifacts that `kerasrv.zoo.load` ships.
+a CSV log and TensorBoard logs. `train` is what `kerasrv train NAME` runs, in three steps:
+`prepare` (what is trained on what, checked before anything is written), `fit_run`, and
+`write_artifacts` (the weights and card that `kerasrv.zoo` loads).
+
+A run directory with a card is a finished run and is never overwritten unless asked; one without
+is resumed where it stopped.
 
 Example:
     >>> from kerasrv import training
-    >>> training.train_entry("cnn_lstm", epochs=2, out="runs")
+    >>> training.train("cnn_lstm", training.Settings(epochs=2), out="runs")
 """
 
+import contextlib
 import csv
+import dataclasses
 import datetime
 import json
 import math
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -26,12 +33,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasrv import zoo
+from kerasrv import artifacts, data, evaluation, registry, tasks, zoo
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 VALIDATION_FRACTION = 10  # percent of the train split held out for model selection
 CHECK_SPLIT = "test[:500]"
+FIT_DONE = "fit.json"  # in a run's checkpoints: fitting finished (the card may not be written yet)
 
 
 class TrainingDiverged(RuntimeError):
@@ -152,16 +160,64 @@ class _StopOnNaN(keras.callbacks.TerminateOnNaN):
         super().on_batch_end(batch, logs)
 
 
+def _log_rows(log_path, monitor):
+    """(epoch, monitor value) of each complete row of a run's CSV log.
+
+    A process killed while CSVLogger wrote leaves a partial last row; it is skipped.
+    """
+    if not log_path.exists():
+        return []
+    rows = []
+    with open(log_path) as f:
+        for row in csv.DictReader(f):
+            try:
+                rows.append((int(row["epoch"]) + 1, float(row[monitor])))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return rows
+
+
 def _best_so_far(log_path, monitor, mode):
     """The best value of `monitor` in an earlier (interrupted) run's CSV log, or None."""
-    if not log_path.exists():
-        return None
-    with open(log_path) as f:
-        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
-    values = [v for v in values if math.isfinite(v)]
+    values = [v for _, v in _log_rows(log_path, monitor) if math.isfinite(v)]
     if not values:
         return None
     return max(values) if mode == "max" else min(values)
+
+
+def _mend_backup(backup):
+    """Makes an interrupted run's backup loadable, whatever moment the run was killed at.
+
+    BackupAndRestore keeps the previous epoch's files beside the last ones (double_checkpoint)
+    and falls back to them when the last weights do not load; a training-metadata file cut
+    short by the kill is the one case it does not handle, so the previous pair is put back.
+    Returns whether a backup is left to resume from.
+    """
+    metadata = backup / "training_metadata.json"
+    previous = backup / "training_metadata.json.bkp"
+    if not metadata.exists():
+        return backup.exists()
+    try:
+        json.loads(metadata.read_text())
+        return True
+    except ValueError:
+        pass
+    weights_before = backup / "latest.weights.h5.bkp"
+    if previous.exists() and weights_before.exists():
+        shutil.copy(previous, metadata)
+        shutil.copy(weights_before, backup / "latest.weights.h5")
+        return True
+    shutil.rmtree(backup)
+    return False
+
+
+def _loads(model, path):
+    """Whether a weights file loads into the model (a checkpoint cut short by a kill does not)."""
+    try:
+        model.load_weights(path)
+        return True
+    except Exception:
+        return False
 
 
 def fit(
@@ -205,13 +261,17 @@ def fit(
     out.mkdir(parents=True, exist_ok=True)
     best = out / "best.weights.h5"
     log = out / "log.csv"
-    resuming = (out / "backup").exists()
-    if not resuming:
-        log.unlink(missing_ok=True)
+    resuming = _mend_backup(out / "backup")
+    threshold = _best_so_far(log, monitor, mode) if resuming else None
+    if resuming and not _loads(model, best):  # BackupAndRestore puts the run's weights back
+        threshold = None
+    if threshold is None:
+        if not resuming:
+            log.unlink(missing_ok=True)
         model.save_weights(best)
     guard = _StopOnNaN(best)
     standard = [
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        keras.callbacks.BackupAndRestore(str(out / "backup"), double_checkpoint=True),
         guard,
         keras.callbacks.ModelCheckpoint(
             str(best),
@@ -219,7 +279,7 @@ def fit(
             mode=mode,
             save_best_only=True,
             save_weights_only=True,
-            initial_value_threshold=_best_so_far(log, monitor, mode) if resuming else None,
+            initial_value_threshold=threshold,
         ),
         keras.callbacks.CSVLogger(str(log), append=True),
         keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False),
@@ -241,14 +301,6 @@ def fit(
         )
     model.load_weights(best)
     return history
-
-
-def _monitor(task):
-    if task in ("segmentation", "video_segmentation"):
-        return "val_mean_iou", "max"
-    if task == "next_frame":
-        return "val_loss", "min"
-    return "val_accuracy", "max"
 
 
 def hardware():
@@ -284,76 +336,164 @@ def versions():
     }
 
 
-def train_entry(
+# --- a training run: prepare, fit, write ---------------------------------------------------------
+
+
+class RunExistsError(ValueError):
+    """A finished run is where a new one would go; nothing was changed."""
+
+
+@dataclasses.dataclass
+class Settings:
+    """How a run trains: the options of `kerasrv train`.
+
+    Attributes:
+        epochs: training epochs (default: the entry's recipe).
+        batch_size: global batch size (default: the entry's recipe).
+        learning_rate: peak learning rate (default: the task's); it decays along a cosine to
+            1% over the run.
+        patience: EarlyStopping patience in epochs (default: none).
+        seed: seed of weights, shuffling and dropout.
+        precision: "float32", "mixed_float16" or "mixed_bfloat16".
+        strategy: see `strategy_for`.
+        jit_compile: compile train steps with XLA.
+        train_split: tfds split to train on (default: the first 90% of train).
+        validation_split: tfds split that picks the best epoch (default: the last 10%).
+        verbose: `model.fit`'s progress-bar setting ("auto": a bar on a terminal, one line per
+            epoch in a log).
+    """
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    patience: int | None = None
+    seed: int = 0
+    precision: str = "float32"
+    strategy: str = "auto"
+    jit_compile: bool = False
+    train_split: str | None = None
+    validation_split: str | None = None
+    verbose: object = "auto"
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "patience"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.learning_rate is not None and not (
+            math.isfinite(self.learning_rate) and self.learning_rate > 0
+        ):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}"
+            )
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"unknown strategy {self.strategy!r}; expected one of {', '.join(STRATEGIES)}"
+            )
+
+
+@dataclasses.dataclass
+class Run:
+    """A prepared run: what is trained, on what, and where its files go (see `prepare`)."""
+
+    name: str
+    directory: Path
+    card: artifacts.Card
+    entry: object
+    settings: Settings
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    augment: bool
+    start_from: str | None
+    train_ds: object
+    val_ds: object
+    train_split: str
+    validation_split: str
+    data_dir: str | None
+    frames: int | None
+    command: str
+
+    @property
+    def checkpoints(self):
+        """Where this process keeps its checkpoints and logs (the chief's are the ones used)."""
+        index = _tf_config().get("task", {}).get("index", 0)
+        return self.directory / ("train" if is_chief() else f"train-worker{index}")
+
+
+@contextlib.contextmanager
+def global_policy(precision):
+    """Keras' global dtype policy set to `precision` for the block, and restored after it."""
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+
+
+def prepare(
     name,
+    settings=None,
     *,
-    epochs=None,
-    batch_size=None,
     out="runs",
-    strategy="auto",
-    precision="float32",
-    jit_compile=False,
-    seed=0,
-    learning_rate=None,
-    patience=None,
     frames=None,
-    train_split=None,
-    validation_split=None,
+    weights=None,
+    overwrite=False,
     data_dir=None,
     command=None,
-    verbose="auto",
 ):
-    """Trains a zoo entry on its dataset and writes its artifacts to `<out>/<entry>/`.
-
-    The train split is divided into training (first 90%) and validation (last 10%); the best
-    epoch on validation is kept, then measured on the full test split
-    (`kerasrv.evaluation.evaluate`). Artifacts: `config.json` (builder arguments and Keras
-    config), `model.weights.h5` (weights only), `card.json` (metrics, the training command, seed,
-    epochs, wall time, hardware, library versions, the weights' sha256), and `train/` (checkpoints
-    and logs; a rerun of the same command resumes there).
+    """Everything a run needs before its first step, checked before anything is written.
 
     Args:
         name: zoo entry or architecture name.
-        epochs: training epochs (default: the entry's recipe).
-        batch_size: global batch size (default: the entry's recipe).
-        out: output directory; `--out models` writes where the zoo ships entries from.
-        strategy: see `strategy_for`.
-        precision: "float32", "mixed_float16" or "mixed_bfloat16".
-        jit_compile: compile train steps with XLA.
-        seed: seed of weights, shuffling and dropout.
-        learning_rate: peak learning rate (default: `zoo.LEARNING_RATES[task]`); it decays
-            along a cosine to 1% over the run.
-        patience: EarlyStopping patience in epochs (default: none).
+        settings: `Settings` (default: the entry's recipe).
+        out: runs go to `<out>/<entry>/` (`--out models` writes where the zoo ships entries).
         frames: train a video entry on its first `frames` frames only (a baseline: what a
-            single frame tells); artifacts go to `<out>/<entry>-frames<N>/`.
-        train_split: tfds split to train on (default: the first 90% of train).
-        validation_split: tfds split that picks the best epoch (default: the last 10%).
+            single frame tells); the run goes to `<out>/<entry>-frames<N>/`.
+        weights: what training starts from: None for fresh weights (how the zoo's entries
+            are made), "default" for the entry's trained weights.
+        overwrite: train again where a finished run is (its files are replaced).
         data_dir: TFDS data directory.
         command: the command line to record in the card (default: this process's).
-        verbose: progress bar setting.
 
     Returns:
-        The card (dict) that was written.
+        A `Run`.
+
+    Raises:
+        RunExistsError: a finished run is in the run directory and `overwrite` is False.
     """
-    from kerasrv import data, evaluation
-
-    dist = strategy_for(strategy)  # first: multi-worker collectives must precede any op
+    settings = settings or Settings()
     entry = zoo.get_entry(name)
-    recipe = dict(entry.recipe)
-    epochs = epochs or recipe["epochs"]
-    batch_size = batch_size or recipe["batch_size"]
-    keras.utils.set_random_seed(seed)
-    keras.mixed_precision.set_global_policy(precision)
-
     card = zoo.info(entry.name)
-    input_shape = tuple(card["input_shape"])
+    task = tasks.get(card.task)
     run_name = entry.name
     if frames is not None:
-        if card["task"] not in ("video_classification", "video_segmentation"):
-            raise ValueError(f"frames= applies to video entries, not to a {card['task']} entry")
-        input_shape = (frames, *input_shape[1:])
+        if not task.truncates_frames:
+            raise ValueError(f"frames= applies to video entries, not to a {task.name} entry")
+        if isinstance(frames, bool) or frames < 1:
+            raise ValueError(f"frames must be a positive integer, got {frames!r}")
+        shape = [frames, *card.input_shape[1:]]
+        card = card.replace(
+            input_shape=shape,
+            output_shape=[frames, *card.output_shape[1:]] if task.per_pixel else card.output_shape,
+            builder_args={**card.builder_args, "input_shape": shape},
+        )
         run_name = f"{entry.name}-frames{frames}"
-    artifacts = Path(out) / run_name
+    card = card.replace(**{**dict.fromkeys(artifacts.RECORDED), "metrics": {}})
+    directory = Path(out) / run_name
+    _claim(directory, overwrite)
+    recipe = dict(entry.recipe)
+    epochs = settings.epochs or recipe["epochs"]
+    batch_size = settings.batch_size or recipe["batch_size"]
+    augment = recipe.get("augment", False)
+    holdout = 100 - VALIDATION_FRACTION
+    train_split = settings.train_split or f"train[:{holdout}%]"
+    validation_split = settings.validation_split or f"train[{holdout}%:]"
 
     def batches(split, training):
         ds = data.pipeline(
@@ -361,141 +501,228 @@ def train_entry(
             split,
             batch_size,
             shuffle=training,
-            seed=seed,
+            seed=settings.seed,
             data_dir=data_dir,
             frames=frames,
-            augment=training and recipe.get("augment", False),
+            augment=training and augment,
         )
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA
-        )
-        return ds.with_options(options)
+        return ds.with_options(_sharded_by_data())
 
-    holdout = 100 - VALIDATION_FRACTION
-    train_split = train_split or f"train[:{holdout}%]"
-    validation_split = validation_split or f"train[{holdout}%:]"
-    train_ds = batches(train_split, training=True)
-    val_ds = batches(validation_split, training=False)
-    steps = int(train_ds.cardinality())
+    return Run(
+        name=run_name,
+        directory=directory,
+        card=card,
+        entry=entry,
+        settings=settings,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=settings.learning_rate or task.learning_rate,
+        augment=augment,
+        start_from=weights,
+        train_ds=batches(train_split, training=True),
+        val_ds=batches(validation_split, training=False),
+        train_split=train_split,
+        validation_split=validation_split,
+        data_dir=data_dir,
+        frames=frames,
+        command=command or shlex.join(["kerasrv", *sys.argv[1:]]),
+    )
+
+
+def _claim(directory, overwrite):
+    """Checks a run directory can be written, and clears a finished run when told to.
+
+    A directory with a card holds a finished run: it is never touched unless `overwrite`. One
+    without a card is a run to resume (or a new one).
+    """
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"{directory} is a file, not a run directory")
+    if (directory / artifacts.CARD_FILE).exists():
+        if not overwrite:
+            raise RunExistsError(
+                f"{directory} holds a finished run (its {artifacts.CARD_FILE}); nothing was "
+                f"changed: pass --overwrite to train it again, or choose another --out"
+            )
+        for path in (directory / artifacts.CARD_FILE, directory / artifacts.WEIGHTS_FILE):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(directory / "train", ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write to {directory}: permission denied")
+
+
+def _sharded_by_data():
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
+
+
+def fit_run(run):
+    """Trains a prepared run to its best epoch on validation; returns the trained model.
+
+    Resumes where an interrupted run of the same directory stopped (BackupAndRestore); a run
+    whose every epoch was done before it was stopped goes straight to its best weights.
+    """
+    settings = run.settings
+    dist = strategy_for(settings.strategy)  # first: multi-worker collectives precede any op
+    keras.utils.set_random_seed(settings.seed)
+    task = tasks.get(run.card.task)
+    monitor, mode = task.monitor
+    steps = int(run.train_ds.cardinality())
     with dist.scope():
-        model = zoo.build(entry.name, input_shape=input_shape)
-        peak = learning_rate or zoo.LEARNING_RATES[entry.task]
-        schedule = keras.optimizers.schedules.CosineDecay(peak, epochs * steps, alpha=0.01)
-        zoo.compile_for_task(model, entry.task, learning_rate=schedule)
-        if jit_compile:
+        if run.start_from is None:
+            model = registry.get_architecture(run.card.architecture)(**run.card.builder_args)
+        else:
+            model = zoo.load(
+                run.entry.name,
+                weights=run.start_from,
+                input_shape=run.card.input_shape,
+                num_classes=run.card.num_classes,
+            )
+        schedule = keras.optimizers.schedules.CosineDecay(
+            run.learning_rate, run.epochs * steps, alpha=0.01
+        )
+        task.compile(model, learning_rate=schedule)
+        if settings.jit_compile:
             model.jit_compile = True
-    monitor, mode = _monitor(entry.task)
+    verbose = settings.verbose
     if verbose == "auto":  # a progress bar on a terminal, one line per epoch in a log file
         verbose = 1 if sys.stdout.isatty() else 2
-    start = time.perf_counter()
-    # Every worker keeps its own checkpoints; the chief's are the ones that count.
-    index = _tf_config().get("task", {}).get("index", 0)
-    checkpoints = artifacts / ("train" if is_chief() else f"train-worker{index}")
-    # A resumed run's wall time covers only the epochs after the restart: the card says so.
-    resumed_at = (
-        _epochs_run(checkpoints / "log.csv", monitor, mode)["epochs_run"]
-        if (checkpoints / "backup").exists() and (checkpoints / "log.csv").exists()
-        else 0
-    )
+    best = run.checkpoints / "best.weights.h5"
+    if (run.checkpoints / FIT_DONE).exists() and _loads(model, best):
+        return model, dist  # a run killed after fitting, before its card was written
     fit(
         model,
-        train_ds,
-        val_ds,
-        epochs=epochs,
-        out_dir=checkpoints,
+        run.train_ds,
+        run.val_ds,
+        epochs=run.epochs,
+        out_dir=run.checkpoints,
         monitor=monitor,
         mode=mode,
-        patience=patience,
+        patience=settings.patience,
         verbose=verbose,
     )
-    wall = time.perf_counter() - start
-    if not is_chief():
-        return None
+    artifacts.write_json(run.checkpoints / FIT_DONE, {"epochs": run.epochs})
+    return model, dist
 
-    keras.mixed_precision.set_global_policy("float32")  # ship float32 weights
-    clean = zoo.build(entry.name, input_shape=input_shape)
+
+def write_artifacts(run, model, dist, wall_time, resumed_at=0):
+    """Measures the trained model and writes its weights and card into the run directory.
+
+    The weights are saved in float32 whatever the training precision; the card holds the
+    metrics on the test split, a fixed subset a test re-measures, and how the run was made.
+    The card is written last: a run directory with a card is a finished run.
+    """
+    card = run.card
+    clean = registry.get_architecture(card.architecture)(**card.builder_args)  # float32
     clean.set_weights(model.get_weights())
-    artifacts.mkdir(parents=True, exist_ok=True)
-    weights = artifacts / zoo.WEIGHTS_FILE
-    clean.save_weights(weights)
-    (artifacts / zoo.CONFIG_FILE).write_text(
-        json.dumps(
-            {
-                "name": entry.name,
-                "builder": entry.architecture,
-                "builder_args": {**card["builder_args"], "input_shape": list(input_shape)},
-                "keras_config": clean.get_config(),
-            },
-            indent=1,
-            default=str,
-        )
+    tasks.get(card.task).compile(clean)
+    measured = evaluation.evaluate(clean, card, data_dir=run.data_dir, frames=run.frames)
+    check = evaluation.evaluate(
+        clean, card, split=CHECK_SPLIT, data_dir=run.data_dir, frames=run.frames
     )
-    zoo.compile_for_task(clean, entry.task)
-    shaped = {**card, "input_shape": list(input_shape)}
-    measured = evaluation.evaluate(clean, shaped, data_dir=data_dir, frames=frames)
-    check = evaluation.evaluate(clean, shaped, split=CHECK_SPLIT, data_dir=data_dir, frames=frames)
-    record = {
-        "name": entry.name,
-        "weights": {"file": zoo.WEIGHTS_FILE, "sha256": zoo.sha256(weights)},
-        "metrics": measured["metrics"],
-        "evaluation": {
-            **{k: v for k, v in measured.items() if k != "metrics"},
-            "command": f"kerasrv evaluate {artifacts}",
+    monitor, mode = tasks.get(card.task).monitor
+    weights = artifacts.save_weights(clean, run.directory)
+    card = card.replace(
+        params=int(clean.count_params()),
+        weights=weights,
+        metrics=measured["metrics"],
+        evaluation={
+            **{k: v for k, v in measured.items() if k not in ("metrics", "pictures")},
+            "command": f"kerasrv evaluate {run.directory}",
         },
         # A fixed subset a test re-measures, so a card can never drift from its weights.
-        "check": {"split": CHECK_SPLIT, "metrics": check["metrics"]},
-        "training": {
-            "run": run_name,
-            "command": command or shlex.join(["kerasrv", *sys.argv[1:]]),
-            "seed": seed,
-            "epochs": epochs,
-            **_epochs_run(checkpoints / "log.csv", monitor, mode),
-            "batch_size": batch_size,
-            "augment": recipe.get("augment", False),
-            "learning_rate": peak,
-            "precision": precision,
+        check={"split": CHECK_SPLIT, "metrics": check["metrics"]},
+        training={
+            "run": run.name,
+            "command": run.command,
+            "seed": run.settings.seed,
+            "epochs": run.epochs,
+            **_epochs_run(run.checkpoints / "log.csv", monitor, mode),
+            "batch_size": run.batch_size,
+            "augment": run.augment,
+            "learning_rate": run.learning_rate,
+            "started_from": run.entry.name if run.start_from else "fresh weights",
+            "precision": run.settings.precision,
             "strategy": type(dist).__name__,
             "replicas": dist.num_replicas_in_sync,
-            "dataset": card["dataset"],
-            "train_split": train_split,
-            "validation_split": validation_split,
-            "wall_time_s": round(wall, 1),
-            "wall_time_covers": f"epochs {resumed_at + 1}-{epochs}" if resumed_at else "the run",
+            "dataset": card.dataset,
+            "train_split": run.train_split,
+            "validation_split": run.validation_split,
+            "wall_time_s": round(wall_time, 1),
+            "wall_time_covers": (
+                f"epochs {resumed_at + 1}-{run.epochs}" if resumed_at else "the run"
+            ),
             "hardware": hardware(),
             "versions": versions(),
             "date": datetime.date.today().isoformat(),
         },
-    }
-    (artifacts / zoo.CARD_FILE).write_text(json.dumps(record, indent=1) + "\n")
-    return record
+    )
+    artifacts.write_card(run.directory, card)
+    return card
+
+
+def train(name, settings=None, **options):
+    """Trains a zoo entry on its dataset; returns the card written into the run directory.
+
+    `kerasrv train NAME` runs this: `prepare`, then `fit_run` under the run's precision policy
+    (restored afterwards, whatever happens), then `write_artifacts` (on the chief only; other
+    workers of a multi-worker run only train, and get None).
+
+    Args:
+        name: zoo entry or architecture name.
+        settings: `Settings`.
+        **options: `prepare`'s keyword arguments (out, frames, weights, overwrite, data_dir,
+            command).
+
+    Returns:
+        The `Card` written, or None on a worker that is not the chief.
+
+    Example:
+        >>> from kerasrv import training
+        >>> training.train("cnn_lstm", training.Settings(epochs=2), out="runs")
+    """
+    run = prepare(name, settings, **options)
+    monitor, mode = tasks.get(run.card.task).monitor
+    log = run.checkpoints / "log.csv"
+    # A resumed run's wall time covers only the epochs after the restart: the card says so.
+    resumed_at = (
+        _epochs_run(log, monitor, mode)["epochs_run"]
+        if (run.checkpoints / "backup").exists() and log.exists()
+        else 0
+    )
+    with global_policy(run.settings.precision):
+        start = time.perf_counter()
+        model, dist = fit_run(run)
+        wall = time.perf_counter() - start
+    if not is_chief():
+        return None
+    return write_artifacts(run, model, dist, wall, resumed_at)
 
 
 def _epochs_run(log_path, monitor, mode):
     """Epochs run (resumed runs included) and the best one, from the run's CSV log."""
-    with open(log_path) as f:
-        rows = [(int(r["epoch"]) + 1, float(r[monitor])) for r in csv.DictReader(f)]
+    rows = _log_rows(log_path, monitor)
     pick = max if mode == "max" else min
     best = pick(rows, key=lambda row: row[1])[0] if rows else None
     return {"epochs_run": len(rows), "best_epoch": best}
 
 
-def record_baseline(record, name="single_frame"):
+def record_baseline(card, name="single_frame"):
     """Writes a `--frames` run's metrics into the shipped entry's card, under `baselines`.
 
     The card of `lrcn.motion` carries what the same encoder reaches from a single frame, so the
     claim that motion needs the sequence rests on two measured numbers.
     """
-    directory = zoo.shipped(record["name"])
+    directory = artifacts.shipped(card.name)
     if directory is None:
-        raise zoo.WeightsError(f"{record['name']} ships no card to record a baseline in")
-    path = directory / zoo.CARD_FILE
-    card = json.loads(path.read_text())
-    card.setdefault("baselines", {})[name] = {
-        "metrics": record["metrics"],
-        "command": record["training"]["command"],
-        "epochs": record["training"]["epochs"],
-        "date": record["training"]["date"],
+        raise artifacts.WeightsError(f"{card.name} ships no card to record a baseline in")
+    record = artifacts.read_record(directory)
+    baselines = dict(record.get("baselines") or {})
+    baselines[name] = {
+        "metrics": card.metrics,
+        "command": card.training["command"],
+        "epochs": card.training["epochs"],
+        "date": card.training["date"],
     }
-    path.write_text(json.dumps(card, indent=1) + "\n")
-    return path
+    return artifacts.update_record(directory, "baselines", baselines)

@@ -1,8 +1,10 @@
-"""The zoo: one registry of architectures and their named entries.
+"""The zoo: build, load and describe the registered entries, and resolve any trained model.
 
-An architecture is a builder function registered with `@architecture`; an entry is a named,
-trained configuration of one (`cnn_lstm.fmnist`), declared with `register(...)` at the bottom of
-the architecture's file. The bare architecture name means its default entry.
+`load(name)` is a compiled `keras.Model` with the entry's trained weights. Asked for another
+input shape or number of classes, it keeps every trained weight that still fits, adapts those
+that read the image's channels to a new channel count (timm's `adapt_input_conv`), and names in
+one warning what it had to re-initialise. `resolve(target)` is what every command uses: a zoo
+name, a run directory written by `kerasrv train`, or a `.keras` file, to (model, card).
 
 Example:
     >>> from kerasrv import zoo
@@ -14,228 +16,102 @@ Example:
 """
 
 import copy
-import dataclasses
-import difflib
-import fnmatch
 import functools
-import hashlib
-import json
-import os
+import numbers
+import warnings
 from pathlib import Path
 
 import keras
+import numpy as np
 
-TASKS = (
-    "classification",
-    "segmentation",
-    "video_classification",
-    "video_segmentation",
-    "next_frame",
+from kerasrv import architectures, artifacts, registry, tasks
+from kerasrv.artifacts import Card, CardError, WeightsError
+from kerasrv.registry import (
+    UnknownModelError,
+    get_entry,
+    list_architectures,
+    list_models,
 )
 
-# Names the zoo gives the models' inputs and outputs; SavedModel signatures are keyed by them.
-INPUT_NAMES = {
-    "classification": "image",
-    "segmentation": "image",
-    "video_classification": "frames",
-    "video_segmentation": "frames",
-    "next_frame": "frames",
-}
-OUTPUT_NAMES = {
-    "classification": "probabilities",
-    "segmentation": "mask",
-    "video_classification": "probabilities",
-    "video_segmentation": "mask",
-    "next_frame": "next_frames",
-}
+__all__ = [
+    "Card",
+    "CardError",
+    "UnknownModelError",
+    "WeightsAdaptedWarning",
+    "WeightsError",
+    "build",
+    "describe",
+    "get_entry",
+    "info",
+    "list_architectures",
+    "list_models",
+    "load",
+    "resolve",
+]
+assert architectures  # imported for its side effect: every architecture file registers itself
+
 HEAD = "head"  # the layer that `num_classes` replaces; every classifier builder names it so
 
-WEIGHTS_FILE = "model.weights.h5"
-CARD_FILE = "card.json"
-CONFIG_FILE = "config.json"
+
+class WeightsAdaptedWarning(UserWarning):
+    """Trained weights loaded under another input shape or head: what was adapted or re-made."""
 
 
-class UnknownModelError(KeyError):
-    """An entry or architecture name the zoo does not know; the message lists the closest names."""
-
-    def __str__(self):
-        return str(self.args[0])
+# --- arguments ------------------------------------------------------------------------------------
 
 
-class WeightsError(ValueError):
-    """Shipped or given weights that cannot be loaded (missing, corrupt, or of another model)."""
+def _checked_num_classes(num_classes, entry):
+    if num_classes is None:
+        return None
+    if "num_classes" not in entry.args:
+        raise ValueError(
+            f"{entry.name} is a {entry.task} model without classes; num_classes does not apply"
+        )
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, numbers.Integral)
+        or num_classes < 2
+    ):
+        raise ValueError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
+    return int(num_classes)
 
 
-@dataclasses.dataclass(frozen=True)
-class Entry:
-    """A named configuration of an architecture, and what it was trained to do.
-
-    Attributes:
-        name: "architecture.tag".
-        builder: the architecture's builder function.
-        args: the builder's arguments (input_shape, num_classes and hyperparameters).
-        task: one of `TASKS`.
-        dataset: the `kerasrv.data` dataset it learns from ("fashion_mnist", ...).
-        target: the dataset feature it predicts ("label", "motion", "masks", "frames").
-        class_names: names of the output classes, or None for next-frame prediction.
-        description: one line for `kerasrv list`.
-        recipe: `kerasrv train` defaults: epochs, batch_size, and augment (random flips and
-            shifts of the training images).
-        int8_activations: activation width of the full-integer TFLite export (`tflite_int8`):
-            8, or 16 for TFLite's 16x8 mode (int8 weights, int16 activations), for entries
-            whose LSTM state loses their answers in 8 bits. Both run on integer kernels only.
-    """
-
-    name: str
-    builder: object
-    args: dict
-    task: str
-    dataset: str
-    target: str
-    class_names: tuple | None
-    description: str
-    recipe: dict
-    int8_activations: int = 8
-
-    @property
-    def architecture(self):
-        return self.name.partition(".")[0]
-
-    @property
-    def tag(self):
-        return self.name.partition(".")[2]
-
-
-_ARCHITECTURES = {}
-_ENTRIES = {}
-_DEFAULT_TAG = {}
-
-
-def architecture(builder):
-    """Registers a builder function as an architecture named after the function."""
-    _ARCHITECTURES[builder.__name__] = builder
-    return builder
-
-
-def register(
-    name,
-    *,
-    task,
-    dataset,
-    target,
-    class_names,
-    description,
-    recipe,
-    default=False,
-    int8_activations=8,
-    **args,
-):
-    """Declares a zoo entry `name` ("architecture.tag") built with the builder arguments `args`.
-
-    `recipe` holds the training defaults (`epochs`, `batch_size`, `augment`) of `kerasrv train`;
-    `int8_activations` (8 or 16) is the activation width of its full-integer TFLite export.
-    """
-    arch, _, tag = name.partition(".")
-    if arch not in _ARCHITECTURES:
-        raise ValueError(f"entry {name!r}: no architecture {arch!r} is registered")
-    if not tag:
-        raise ValueError(f"entry {name!r}: names are 'architecture.tag'")
-    if task not in TASKS:
-        raise ValueError(f"entry {name!r}: task {task!r} is not one of {TASKS}")
-    if name in _ENTRIES:
-        raise ValueError(f"entry {name!r} is registered twice")
-    if int8_activations not in (8, 16):
-        raise ValueError(f"entry {name!r}: int8_activations must be 8 or 16")
-    _ENTRIES[name] = Entry(
-        name,
-        _ARCHITECTURES[arch],
-        args,
-        task,
-        dataset,
-        target,
-        class_names,
-        description,
-        recipe,
-        int8_activations,
-    )
-    if default or arch not in _DEFAULT_TAG:
-        _DEFAULT_TAG[arch] = name
-
-
-def list_models(pattern="*"):
-    """Sorted names of the entries matching an `fnmatch` pattern ("*lstm*", "row_rnn.*")."""
-    return sorted(name for name in _ENTRIES if fnmatch.fnmatchcase(name, pattern))
-
-
-def list_architectures():
-    """Sorted names of the registered architectures."""
-    return sorted(_ARCHITECTURES)
-
-
-def get_entry(name):
-    """The `Entry` for an entry name or a bare architecture name (its default entry).
-
-    Raises:
-        UnknownModelError: the name is unknown; the message lists the closest names.
-    """
-    if name in _ENTRIES:
-        return _ENTRIES[name]
-    if name in _DEFAULT_TAG:
-        return _ENTRIES[_DEFAULT_TAG[name]]
-    known = sorted(_ENTRIES) + sorted(_DEFAULT_TAG)
-    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
-    if not close:  # typos in the tag alone, e.g. "row_rnn.lsmt"
-        arch = str(name).partition(".")[0]
-        close = [n for n in sorted(_ENTRIES) if n.startswith(arch + ".")][:3]
-    hint = f"did you mean {', '.join(close)}?" if close else "see kerasrv.zoo.list_models()"
-    raise UnknownModelError(f"unknown model {name!r}; {hint}")
-
-
-def models_dir():
-    """Where trained entries live.
-
-    $KERASRV_MODELS_DIR when set (entries you trained yourself), else `kerasrv/models` in an
-    installed wheel, else `models/` in a source checkout.
-    """
-    if os.environ.get("KERASRV_MODELS_DIR"):
-        return Path(os.environ["KERASRV_MODELS_DIR"])
-    package = Path(__file__).resolve().parent
-    for candidate in (package / "models", package.parent / "models"):
-        if candidate.is_dir():
-            return candidate
-    return package.parent / "models"
-
-
-def shipped(name):
-    """The directory of an entry's trained artifacts, or None when none are shipped."""
-    directory = models_dir() / get_entry(name).name
-    return directory if (directory / WEIGHTS_FILE).is_file() else None
-
-
-def sha256(path):
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _checked_input_shape(input_shape, entry):
+    if input_shape is None:
+        return None
+    expected = entry.args["input_shape"]
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if (
+        shape is None
+        or len(shape) != len(expected)
+        or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in shape)
+    ):
+        layout = (
+            "(frames, height, width, channels)"
+            if len(expected) == 4
+            else "(height, width, channels)"
+        )
+        raise ValueError(
+            f"{entry.name} expects input_shape {layout} of positive integers like "
+            f"{tuple(expected)}, got {input_shape!r}"
+        )
+    return tuple(int(d) for d in shape)
 
 
 def build(name, *, num_classes=None, input_shape=None):
     """The entry's architecture with fresh weights, uncompiled (see `load` for the arguments)."""
     entry = get_entry(name)
     args = dict(entry.args)
+    num_classes = _checked_num_classes(num_classes, entry)
+    input_shape = _checked_input_shape(input_shape, entry)
     if num_classes is not None:
-        if "num_classes" not in args:
-            raise ValueError(
-                f"{entry.name} is a {entry.task} model without classes; num_classes does not apply"
-            )
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes}")
-        args["num_classes"] = int(num_classes)
+        args["num_classes"] = num_classes
     if input_shape is not None:
-        args["input_shape"] = tuple(int(d) for d in input_shape)
+        args["input_shape"] = input_shape
     return entry.builder(**args)
+
+
+# --- loading ------------------------------------------------------------------------------------
 
 
 def load(name, weights="default", num_classes=None, input_shape=None):
@@ -247,8 +123,12 @@ def load(name, weights="default", num_classes=None, input_shape=None):
             of a `.weights.h5` file saved from this entry's architecture.
         num_classes: a number of classes other than the entry's rebuilds the classification
             head (a fresh `head` layer) and keeps every other weight: the fine-tuning case.
-        input_shape: another input shape (without batch) where the architecture allows one;
-            the weights must still fit it.
+        input_shape: another input shape (without batch): another clip length, size or number
+            of channels. Every trained weight whose shape still fits is kept as it is; the
+            weights that read the image's channels are adapted to the new channel count (from
+            1 channel, each new channel gets the weights divided by their number, so a grey
+            image in all channels gives the same features; to 1 channel, they are summed);
+            what fits neither way is re-initialised and named in one `WeightsAdaptedWarning`.
 
     Returns:
         A `keras.Model` compiled with the loss, optimizer and metrics of the entry's task.
@@ -256,45 +136,73 @@ def load(name, weights="default", num_classes=None, input_shape=None):
     Raises:
         UnknownModelError: unknown name.
         WeightsError: no shipped weights, a checksum mismatch, or weights of another model.
+        CardError: the entry's shipped card.json is missing or damaged.
+        ValueError: a num_classes or input_shape the entry cannot take.
 
     Example:
-        >>> model = load("row_rnn.lstm")
-        >>> model.fit(images, labels, epochs=1)
+        >>> model = load("lrcn", input_shape=(16, 112, 112, 3), num_classes=5)
+        >>> model.fit(clips, labels, epochs=3)
     """
     entry = get_entry(name)
+    num_classes = _checked_num_classes(num_classes, entry)
+    input_shape = _checked_input_shape(input_shape, entry)
+    task = tasks.get(entry.task)
+    target = build(entry.name, num_classes=num_classes, input_shape=input_shape)
     if weights is None:
-        model = build(entry.name, num_classes=num_classes, input_shape=input_shape)
-        return compile_for_task(model, entry.task)
+        return task.compile(target)
     path = _weights_path(entry, weights)
-    model = build(entry.name, input_shape=input_shape)
-    _load_weights(model, path)
-    if num_classes is not None and num_classes != entry.args.get("num_classes"):
-        reheaded = build(entry.name, num_classes=num_classes, input_shape=input_shape)
-        _copy_all_but_head(model, reheaded)
-        model = reheaded
-    return compile_for_task(model, entry.task)
+    changed = num_classes not in (None, entry.args.get("num_classes")) or input_shape not in (
+        None,
+        tuple(entry.args["input_shape"]),
+    )
+    if not changed:
+        _load_weights(target, path)
+        return task.compile(target)
+    try:  # a file saved from a model of this very shape (Keras warns before it refuses)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            target.load_weights(path)
+        return task.compile(target)
+    except Exception:  # a file of the entry's own shape: transfer what fits, into fresh weights
+        target = build(entry.name, num_classes=num_classes, input_shape=input_shape)
+    source = build(entry.name)
+    _load_weights(source, path)
+    adapted, remade = _transfer(source, target)
+    headed = num_classes not in (None, entry.args.get("num_classes"))
+    unexpected = [n for n in remade if not (headed and n.startswith(HEAD + "/"))]
+    if adapted or unexpected:
+        parts = []
+        if adapted:
+            parts.append(
+                f"adapted to {target.input_shape[-1]} input channels: {', '.join(adapted)}"
+            )
+        if unexpected:
+            parts.append(f"re-initialised (no trained weights fit): {', '.join(unexpected)}")
+        warnings.warn(
+            f"{entry.name} at input_shape {target.input_shape[1:]}: " + "; ".join(parts),
+            WeightsAdaptedWarning,
+            stacklevel=2,
+        )
+    return task.compile(target)
 
 
 def _weights_path(entry, weights):
-    if weights != "default":
-        path = Path(weights)
-        if not path.is_file():
-            raise WeightsError(f"weights file {path} does not exist")
-        return path
-    directory = shipped(entry.name)
-    if directory is None:
+    if isinstance(weights, str) and weights == "default":
+        directory = artifacts.shipped(entry.name)
+        if directory is None:
+            raise WeightsError(
+                f"{entry.name} ships no trained weights yet (looked in "
+                f"{artifacts.models_dir() / entry.name}); pass weights=None for fresh weights or "
+                f"train it with `kerasrv train {entry.name}`"
+            )
+        return artifacts.verified_weights(directory)
+    if not isinstance(weights, (str, Path)) or not str(weights):
         raise WeightsError(
-            f"{entry.name} ships no trained weights yet (looked in {models_dir() / entry.name}); "
-            f"pass weights=None for fresh weights or train it with `kerasrv train {entry.name}`"
+            f"weights must be 'default', None or the path of a .weights.h5 file, got {weights!r}"
         )
-    path = directory / WEIGHTS_FILE
-    expected = json.loads((directory / CARD_FILE).read_text())["weights"]["sha256"]
-    actual = sha256(path)
-    if actual != expected:
-        raise WeightsError(
-            f"refusing to load {path}: its sha256 is {actual}, but {directory / CARD_FILE} "
-            f"records {expected} (a corrupt or replaced file)"
-        )
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
     return path
 
 
@@ -302,108 +210,251 @@ def _load_weights(model, path):
     try:
         model.load_weights(path)
     except Exception as error:  # h5py, shape and structure errors all mean the same to a user
-        raise WeightsError(f"cannot load weights {path} into {model.name}: {error}") from error
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise WeightsError(f"cannot load weights {path} into {model.name}: {first}") from error
 
 
-def _copy_all_but_head(source, target):
-    for src, dst in zip(source.layers, target.layers, strict=True):
-        if src.name != HEAD:
-            dst.set_weights(src.get_weights())
+def _transfer(source, target):
+    """Copies `source`'s weights into `target` (the same architecture) where they fit.
 
+    Weights pair up by position (both models come from one builder). A weight of the same
+    shape is copied exactly; one that differs only where it reads the image's channels is
+    adapted (`adapt_channels`); the rest keep their fresh initial values.
 
-# Adam's learning rate by task. Per-pixel targets learn their boundaries faster at a higher rate
-# (convlstm_seg, 30 steps on one batch of 16: the loss fell to 0.55× at 1e-3, 0.36–0.41× at 3e-3).
-LEARNING_RATES = {
-    "classification": 1e-3,
-    "video_classification": 1e-3,
-    "segmentation": 3e-3,
-    "video_segmentation": 3e-3,
-    "next_frame": 1e-3,
-}
-
-
-def compile_for_task(model, task, learning_rate=None):
-    """Compiles a model with the loss, optimizer and metrics that fit its task.
-
-    Classification: sparse categorical cross-entropy and accuracy. Segmentation: per-pixel
-    sparse categorical cross-entropy, pixel accuracy and mean IoU. Next-frame prediction: binary
-    cross-entropy on [0, 1] intensities and MSE. The optimizer is Adam at `learning_rate`,
-    default `LEARNING_RATES[task]`.
+    Returns:
+        (adapted weight paths, re-initialised weight paths).
     """
-    if task in ("classification", "video_classification"):
-        loss = keras.losses.SparseCategoricalCrossentropy()
-        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    elif task in ("segmentation", "video_segmentation"):
-        num_classes = model.output_shape[-1]
-        loss = keras.losses.SparseCategoricalCrossentropy()
-        metrics = [
-            keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy"),
-            keras.metrics.MeanIoU(num_classes, sparse_y_pred=False, name="mean_iou"),
-        ]
-    elif task == "next_frame":
-        loss = keras.losses.BinaryCrossentropy()
-        metrics = [keras.metrics.MeanSquaredError(name="mse")]
+    pairs = list(zip(source.weights, target.weights, strict=True))
+    old, new = source.input_shape[-1], target.input_shape[-1]
+    adapted, remade = [], []
+    for src, dst in pairs:
+        value = src.numpy()
+        if tuple(value.shape) == tuple(dst.shape):
+            dst.assign(value)
+            continue
+        fitted = adapt_channels(value, tuple(dst.shape), old, new) if old != new else None
+        if fitted is None:
+            remade.append(dst.path)
+        else:
+            dst.assign(fitted)
+            adapted.append(dst.path)
+    return adapted, remade
+
+
+def adapt_channels(value, shape, old, new):
+    """A trained weight adapted from `old` to `new` image channels, or None where it cannot be.
+
+    Inputs are channels-last, so wherever a weight reads the image's channels they are the
+    innermost factor of its input axis (axis -2 of a kernel): `n` positions × `old` channels
+    (a stem convolution, n = 1; a row RNN, n = width; ReNet patches, n = patch area), or other
+    features followed by the image (a head that sees the raw frame beside the decoder's
+    features). A layer that predicts frames has the channels on its output axis instead.
+    New input channels share the trained weights divided by their number, so a grey image in
+    every channel gives the features it gave before (timm's `adapt_input_conv`); one channel
+    sums them. New output channels repeat the trained ones; one output channel averages them.
+
+    Args:
+        value: the trained weight (numpy).
+        shape: the shape it must take.
+        old: the trained number of channels.
+        new: the new number of channels.
+
+    Returns:
+        The adapted numpy array, or None.
+    """
+    out = np.asarray(value)
+    if out.ndim != len(shape):
+        return None
+    for axis in [i for i in range(out.ndim) if out.shape[i] != shape[i]]:
+        size, wanted = out.shape[axis], shape[axis]
+        if axis == out.ndim - 1 and out.ndim <= 2 and (size, wanted) == (old, new):
+            out = _channels(out, axis, old, new, rescale=False)
+        elif axis == out.ndim - 2 and size % old == 0 and wanted == size // old * new:
+            out = _channels(out, axis, old, new, rescale=True)
+        elif axis == out.ndim - 2 and size >= old and wanted - size == new - old:
+            head, image = np.split(out, [size - old], axis=axis)
+            out = np.concatenate([head, _channels(image, axis, old, new, rescale=True)], axis)
+        else:
+            return None
+    return out
+
+
+def _channels(value, axis, old, new, rescale):
+    """Maps the innermost `old`-sized factor of `axis` to `new` channels."""
+    shape = value.shape
+    grouped = value.reshape(*shape[:axis], shape[axis] // old, old, *shape[axis + 1 :])
+    channel = axis + 1
+    if new == 1:
+        merged = (
+            grouped.sum(channel, keepdims=True) if rescale else grouped.mean(channel, keepdims=True)
+        )
     else:
-        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
-    optimizer = keras.optimizers.Adam(learning_rate or LEARNING_RATES[task])
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
-    return model
+        repeats = -(-new // old)
+        merged = np.concatenate([grouped] * repeats, axis=channel)
+        merged = np.take(merged, range(new), axis=channel)
+        if rescale:
+            merged = merged * (old / new)
+    return merged.reshape(*shape[:axis], shape[axis] // old * new, *shape[axis + 1 :]).astype(
+        value.dtype
+    )
+
+
+# --- cards --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _entry_card(name):
+    """The part of an entry's card that follows from its code (built once per process)."""
+    entry = registry.get_entry(name)
+    model = entry.builder(**entry.args)
+    return Card(
+        name=entry.name,
+        architecture=entry.architecture,
+        tag=entry.tag,
+        description=entry.description,
+        task=tasks.get(entry.task).name,
+        dataset=entry.dataset,
+        target=entry.target,
+        input_shape=list(model.input_shape[1:]),
+        output_shape=list(model.output_shape[1:]),
+        num_classes=entry.args.get("num_classes"),
+        class_names=list(entry.class_names) if entry.class_names else None,
+        params=int(model.count_params()),
+        builder_args={k: list(v) if isinstance(v, tuple) else v for k, v in entry.args.items()},
+        int8_activations=entry.int8_activations,
+    )
 
 
 def info(name):
-    """The entry's card: what it takes, what it returns, and what was measured of it.
+    """The entry's card (`kerasrv.artifacts.Card`): what it takes, returns, and measures.
 
-    Keys: name, architecture, tag, description, task, dataset, target, input_name, input_shape,
-    input_dtype, input_range, output_name, output_shape, num_classes, class_names, params,
-    builder_args, int8_activations, weights (path and sha256 of the shipped weights, or None) and
-    metrics (measured values only; empty until trained weights exist), plus whatever the training
-    and export steps recorded in the shipped `card.json`.
+    The card is read from the shipped card.json on every call, so what training or export
+    wrote since is there. It reads as a mapping too: `info("cnn_lstm")["metrics"]`.
+
+    Raises:
+        UnknownModelError: unknown name.
+        CardError: the shipped card.json is damaged.
     """
-    return copy.deepcopy(_card(get_entry(name).name))
-
-
-@functools.lru_cache(maxsize=None)
-def _card(name):
-    entry = _ENTRIES[name]
-    model = entry.builder(**entry.args)
-    card = {
-        "name": entry.name,
-        "architecture": entry.architecture,
-        "tag": entry.tag,
-        "description": entry.description,
-        "task": entry.task,
-        "dataset": entry.dataset,
-        "target": entry.target,
-        "input_name": INPUT_NAMES[entry.task],
-        "input_shape": list(model.input_shape[1:]),
-        "input_dtype": "float32",
-        "input_range": [0.0, 1.0],
-        "output_name": OUTPUT_NAMES[entry.task],
-        "output_shape": list(model.output_shape[1:]),
-        "num_classes": entry.args.get("num_classes"),
-        "class_names": list(entry.class_names) if entry.class_names else None,
-        "params": int(model.count_params()),
-        "builder_args": _jsonable(entry.args),
-        "int8_activations": entry.int8_activations,
-        "weights": None,
-        "metrics": {},
-    }
-    directory = shipped(name)
+    card = copy.deepcopy(_entry_card(get_entry(name).name))
+    directory = artifacts.shipped(card.name)
     if directory is not None:
-        recorded = json.loads((directory / CARD_FILE).read_text())
-        card.update({k: v for k, v in recorded.items() if k not in card or k in _RECORDED})
-        card["weights"] = {"path": str(directory / WEIGHTS_FILE), **recorded["weights"]}
+        recorded = artifacts.read_record(directory)
+        for key, value in recorded.items():
+            setattr(card, key, value)
+        card.weights = {"path": str(directory / artifacts.WEIGHTS_FILE), **recorded["weights"]}
     return card
 
 
-# Card keys that the training and export steps own; everything else is derived from the code.
-_RECORDED = ("metrics",)
+def record(name):
+    """What was recorded of an entry's shipped weights (metrics, training, ...), or {}."""
+    directory = artifacts.shipped(get_entry(name).name)
+    return artifacts.read_record(directory) if directory is not None else {}
 
 
-def _jsonable(args):
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in args.items()}
+def describe(model, like, *, name=None, class_names=None):
+    """A card for a model of a zoo architecture that is not the entry itself.
+
+    A re-headed, reshaped or fine-tuned model: shapes, classes and parameters are the model's;
+    nothing measured of the entry is carried over (its metrics were not this model's).
+
+    Args:
+        model: a `keras.Model` built by one of the zoo's architectures.
+        like: the entry (or architecture) it was built from.
+        name: the card's name (default: the entry's).
+        class_names: names of its classes; default the entry's when the count matches, else
+            "class_0", "class_1", ...
+
+    Returns:
+        A `Card`.
+    """
+    base = _entry_card(get_entry(like).name)
+    output_shape = list(model.output_shape[1:])
+    num_classes = output_shape[-1] if base.num_classes is not None else None
+    if class_names is not None:
+        class_names = list(class_names)
+        if len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for a model of {num_classes} classes")
+    elif num_classes is not None:
+        same = base.class_names and len(base.class_names) == num_classes
+        class_names = list(base.class_names) if same else [f"class_{i}" for i in range(num_classes)]
+    input_shape = list(model.input_shape[1:])
+    args = dict(base.builder_args, input_shape=input_shape)
+    if num_classes is not None:
+        args["num_classes"] = num_classes
+    return base.replace(
+        name=name or base.name,
+        input_shape=input_shape,
+        output_shape=output_shape,
+        num_classes=num_classes,
+        class_names=class_names,
+        params=int(model.count_params()),
+        builder_args=args,
+        metrics={},
+        weights=None,
+    )
 
 
-# Every architecture module registers itself on import; importing them here (last, once the
-# registry above exists) fills the zoo.
-from kerasrv import architectures  # noqa: E402,F401
+# --- any trained model --------------------------------------------------------------------------
+
+
+def resolve(target):
+    """(compiled model, card) for a zoo name, a `kerasrv train` run directory or a `.keras` file.
+
+    Raises:
+        UnknownModelError: neither a path nor a zoo name.
+        WeightsError, CardError: a run directory or file that cannot be loaded.
+        ValueError: a `.keras` file of a model that is not one of the zoo's architectures.
+    """
+    path = Path(str(target))
+    if path.suffix == ".keras":
+        return _resolve_keras_file(path)
+    if path.is_dir():
+        return _resolve_run(path)
+    if isinstance(target, str) and (path.exists() or "/" in target):
+        raise FileNotFoundError(
+            f"{target} is neither a zoo name, a run directory (with {artifacts.CARD_FILE}) "
+            f"nor a .keras file"
+        )
+    return load(target), info(target)
+
+
+def _resolve_run(directory):
+    if not (directory / artifacts.CARD_FILE).is_file():
+        raise CardError(
+            f"{directory} holds no {artifacts.CARD_FILE}: not a trained model's directory "
+            f"(`kerasrv train` writes one when a run finishes)"
+        )
+    weights = artifacts.verified_weights(directory)
+    if artifacts.is_complete_card(directory):
+        card = artifacts.read_card(directory)
+        builder = registry.get_architecture(card.architecture)
+        model = builder(**card.builder_args)
+        _load_weights(model, weights)
+    else:  # a shipped entry's directory, whose card records only what was measured
+        recorded = artifacts.read_record(directory)
+        entry = get_entry(recorded.get("name") or directory.name)
+        card = copy.deepcopy(_entry_card(entry.name))
+        for key, value in recorded.items():
+            setattr(card, key, value)
+        model = build(entry.name)
+        _load_weights(model, weights)
+    card.weights = {"path": str(weights), **card.weights}
+    return tasks.get(card.task).compile(model), card
+
+
+def _resolve_keras_file(path):
+    if not path.is_file():
+        raise FileNotFoundError(f"no such .keras file: {path}")
+    try:  # its own compile settings (an unbuilt optimizer, say) give way to the task's
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise WeightsError(f"cannot load {path}: {first}") from error
+    if model.name not in list_architectures():
+        raise ValueError(
+            f"{path} holds a model named {model.name!r}, which is not one of kerasrv's "
+            f"architectures ({', '.join(list_architectures())}): kerasrv reads its task from "
+            f"the architecture"
+        )
+    card = describe(model, model.name, name=path.stem)
+    return tasks.get(card.task).compile(model), card

@@ -18,3 +18,34 @@ def tfds_dir(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _seeded():
     keras.utils.set_random_seed(0)
+
+
+# A short real training run: what `kerasrv train` writes, for the commands that take a run.
+QUICK_TRAIN = [
+    "--batch-size",
+    "64",
+    "--train-split",
+    "train[:3000]",
+    "--validation-split",
+    "train[59000:]",
+]
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, tfds_dir):
+    """A finished `kerasrv train row_rnn.gru` run directory (1 epoch on 3,000 images)."""
+    from helpers import run_cli
+
+    out = tmp_path_factory.mktemp("runs")
+    code, stdout, stderr = run_cli(
+        "train",
+        "row_rnn.gru",
+        "--epochs",
+        "1",
+        *QUICK_TRAIN,
+        "--out",
+        out,
+        env={"TFDS_DATA_DIR": tfds_dir},
+    )
+    assert code == 0, "\n".join(stderr)
+    return out / "row_rnn.gru"

@@ -18,7 +18,7 @@ if strategy_name == "mirrored":  # two logical CPU devices stand in for two GPUs
 
 import keras  # noqa: E402
 
-from kerasrv import training, zoo  # noqa: E402
+from kerasrv import tasks, training  # noqa: E402
 from kerasrv.architectures import row_rnn  # noqa: E402
 from kerasrv.data import load_fashion_mnist  # noqa: E402
 
@@ -38,7 +38,7 @@ val = tf.data.Dataset.from_tensor_slices((test_x, test_y)).batch(100).with_optio
 keras.utils.set_random_seed(0)
 with strategy.scope():
     model = row_rnn(units=32, num_layers=1, dropout=0.0)
-    zoo.compile_for_task(model, "classification")
+    tasks.get("classification").compile(model)
 work = out + ".train"
 if not training.is_chief():
     work += "-worker"

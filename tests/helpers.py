@@ -37,3 +37,50 @@ def real_batch(card, n=16, seed=0):
         return x, np.stack([c["masks"] for c in clips]).astype("int32")
     target = card.get("target", "label")
     return x, np.array([c[target] for c in clips], dtype="int32")
+
+
+# TensorFlow writes these to stderr while it loads, before any of kerasrv's code runs (absl's
+# pre-initialisation INFO lines, which no environment variable turns off): they are not ours.
+_TF_STARTUP = (
+    "WARNING: All log messages before absl::InitializeLog()",
+    "I0000 ",
+    "To enable the following instructions",
+)
+
+
+def run_cli(*args, env=None, cwd=None, timeout=900):
+    """`kerasrv ARGS` in a subprocess, as a user runs it.
+
+    Returns:
+        (exit status, stdout, stderr lines of kerasrv's own: TensorFlow's start-up lines left out).
+    """
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "kerasrv.cli", *map(str, args)],
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    ours = [
+        line
+        for line in done.stderr.splitlines()
+        if line.strip() and not line.startswith(_TF_STARTUP)
+    ]
+    return done.returncode, done.stdout, ours
+
+
+def tree_digest(directory):
+    """One sha256 over every file's path and bytes under a directory."""
+    import hashlib
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(directory).rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(directory)).encode() + path.read_bytes())
+    return digest.hexdigest()

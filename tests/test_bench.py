@@ -82,7 +82,7 @@ def test_graph_flops_counts_what_the_layers_imply():
 
     dense = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10)])
     # forward x·W, and the gradient of W (the input's gradient is never needed)
-    assert bench.graph_flops(dense, (2, 784), "classification") == 2 * (2 * 784 * 10)
+    assert bench.graph_flops(dense, (2, 784)) == 2 * (2 * 784 * 10)
 
     convs = keras.Sequential(
         [
@@ -93,10 +93,10 @@ def test_graph_flops_counts_what_the_layers_imply():
     )
     first, second = 2 * 28 * 28 * 9 * 1 * 8, 2 * 28 * 28 * 9 * 8 * 4
     # first: forward + filter gradient; second: forward + filter gradient + input gradient
-    assert bench.graph_flops(convs, (2, 28, 28, 1), "classification") == 2 * first + 3 * second
+    assert bench.graph_flops(convs, (2, 28, 28, 1)) == 2 * first + 3 * second
 
     lstm = keras.Sequential([keras.Input((5, 3)), keras.layers.LSTM(4)])
     # unrolled, per step: x·W (3→16) and h·U (4→16) forward, the same again for the weights'
     # gradients, and dh·Uᵀ for the 4 steps whose h came from an earlier step (h_0 is constant)
     forward = 5 * (2 * 3 * 16 + 2 * 4 * 16)
-    assert bench.graph_flops(lstm, (2, 5, 3), "classification") == 2 * forward + 4 * 2 * 16 * 4
+    assert bench.graph_flops(lstm, (2, 5, 3)) == 2 * forward + 4 * 2 * 16 * 4

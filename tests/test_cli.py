@@ -1,16 +1,21 @@
 """The `kerasrv` command line."""
 
 import json
+import shutil
 import subprocess
 import sys
 
-from kerasrv import cli, zoo
+import pytest
+import tensorflow as tf
+from helpers import run_cli
+
+from kerasrv import artifacts, cli, zoo
 
 
 def test_list_prints_every_entry_as_a_table(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["name", "task", "input", "params", "metrics"]
+    assert out[0].split() == ["name", "task", "input", "metrics"]
     assert [line.split()[0] for line in out[2:]] == zoo.list_models()
 
 
@@ -26,7 +31,7 @@ def test_list_filters_with_a_pattern(capsys):
 def test_info_prints_the_card_as_json(capsys):
     assert cli.main(["info", "cnn_lstm"]) == 0
     card = json.loads(capsys.readouterr().out)
-    assert card == json.loads(json.dumps(zoo.info("cnn_lstm.fmnist")))
+    assert card == json.loads(json.dumps(zoo.info("cnn_lstm.fmnist").to_dict()))
 
 
 def test_an_unknown_name_exits_2_with_the_suggestion_and_no_traceback():
@@ -60,3 +65,123 @@ def test_evaluate_prints_the_metrics_and_writes_pictures(tmp_path, tfds_dir, mon
         assert f"  {metric}" in out
         path = tmp_path / entry / picture
         assert f"picture: {path}" in out and path.read_bytes()[:4] == b"\x89PNG"
+
+
+# --- one line and status 2 for every user error ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["train", "cnn_lstm", "--epochs", "0"], "argument --epochs: expected a positive integer"),
+        (["train", "cnn_lstm", "--batch-size", "0"], "argument --batch-size: expected a positive"),
+        (["export", "cnn_lstm", "--parity-samples", "-5"], "expected an integer ≥ 0, got '-5'"),
+        (["data", "show", "fashion_mnist_local", "--count", "-3"], "expected a positive integer"),
+        (["evaluate", "cnn_lstm", "--batch-size", "0"], "argument --batch-size: expected"),
+        (["export", "cnn_lstm", "--format", "tflite,gif"], "unknown export format(s) gif"),
+        (["info", "cnn_lsmt"], "unknown model 'cnn_lsmt'; did you mean cnn_lstm"),
+        (["evaluate", "no/such/run"], "no/such/run is neither a zoo name, a run directory"),
+        (["data", "show", "nosuch"], "unknown dataset 'nosuch': kerasrv's own are"),
+    ],
+)
+def test_user_errors_are_one_line_and_status_2(args, expected):
+    code, stdout, stderr = run_cli(*args)
+    assert code == 2, stderr
+    assert len(stderr) == 1 and expected in stderr[0], stderr
+    assert stderr[0].startswith(f"kerasrv {args[0]}")
+    assert "Traceback" not in stderr[0]
+
+
+def _read_only_dir(tmp_path):
+    """A directory nothing can be written into, root included (a read-only tmpfs mount)."""
+    directory = tmp_path / "read-only"
+    directory.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "none", str(directory)])
+    if mounted.returncode == 0:
+        return directory, lambda: subprocess.run(["umount", str(directory)])
+    if subprocess.run(["chattr", "+i", str(directory)]).returncode == 0:
+        return directory, lambda: subprocess.run(["chattr", "-i", str(directory)])
+    pytest.skip("this machine can make no read-only directory (no mount, no chattr)")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["export", "row_rnn.gru", "--parity-samples", "0"],
+        ["evaluate", "row_rnn.gru", "--split", "test[:8]"],
+        ["train", "row_rnn.gru", "--epochs", "1"],
+    ],
+)
+def test_an_out_that_is_a_file_or_read_only_is_one_line(command, tmp_path, tfds_dir):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine\n")
+    code, _, stderr = run_cli(*command, "--out", a_file, env={"TFDS_DATA_DIR": tfds_dir})
+    assert code == 2 and len(stderr) == 1, stderr
+    assert str(a_file) in stderr[0]
+    assert a_file.read_text() == "mine\n"
+    directory, release = _read_only_dir(tmp_path)
+    try:
+        code, _, stderr = run_cli(*command, "--out", directory, env={"TFDS_DATA_DIR": tfds_dir})
+    finally:
+        release()
+    assert code == 2 and len(stderr) == 1, stderr
+    assert "Read-only file system" in stderr[0] or "not permitted" in stderr[0], stderr
+
+
+# --- the three kinds of target -----------------------------------------------------------------
+
+
+def test_evaluate_and_export_take_a_name_a_run_and_a_keras_file(finished_run, tmp_path, tfds_dir):
+    """A user's re-headed model, saved as .keras, exports with its own 4 classes."""
+    zoo.load("row_rnn.gru").save(tmp_path / "gru.keras")
+    env = {"TFDS_DATA_DIR": tfds_dir}
+    for target in ("row_rnn.gru", finished_run, tmp_path / "gru.keras"):
+        code, stdout, stderr = run_cli(
+            "evaluate", target, "--split", "test[:64]", "--out", "", env=env
+        )
+        assert code == 0, stderr
+        assert "(64 examples)" in stdout and "accuracy" in stdout
+        code, stdout, stderr = run_cli(
+            "export", target, "--parity-samples", "16", "--out", tmp_path / "export", env=env
+        )
+        assert code == 0, stderr
+        assert stdout.count("passes") == 2, stdout
+    tuned = zoo.load("row_rnn.gru", num_classes=4)
+    tuned.save(tmp_path / "my_model.keras")
+    code, _, stderr = run_cli("evaluate", tmp_path / "my_model.keras", env=env)
+    assert code == 2 and "the targets hold class 9, but the model has 4 classes" in stderr[0]
+    code, stdout, stderr = run_cli(
+        "export",
+        tmp_path / "my_model.keras",
+        "--parity-samples",
+        "16",
+        "--out",
+        tmp_path / "export",
+        env=env,
+    )
+    assert code == 0, stderr
+    version = tmp_path / "export" / "my_model" / "1"
+    card = json.loads((version / "card.json").read_text())
+    assert card["num_classes"] == 4 and card["output_shape"] == [4]
+    assert card["class_names"] == ["class_0", "class_1", "class_2", "class_3"]
+    assert card["metrics"] == {}  # nothing measured of the entry is this model's
+    signature = tf.saved_model.load(str(version)).signatures["serving_default"]
+    assert signature.structured_outputs["probabilities"].shape.as_list() == [None, 4]
+    parity = json.loads((version / "parity.json").read_text())
+    assert parity["samples"] == 16 and all(f["passes"] for f in parity["formats"].values())
+    run_card = json.loads((tmp_path / "export" / "row_rnn.gru" / "2" / "card.json").read_text())
+    assert run_card["training"]["epochs"] == 1  # the run's own card, not the entry's
+
+
+def test_list_survives_a_damaged_card(tmp_path):
+    for name in ("row_rnn.gru", "row_rnn.lstm"):
+        shutil.copytree(artifacts.shipped(name), tmp_path / name)
+    (tmp_path / "row_rnn.gru" / "card.json").write_text('{"name": "row_rnn.gru",\n')
+    env = {"KERASRV_MODELS_DIR": str(tmp_path)}
+    code, stdout, stderr = run_cli("list", "row_rnn*", env=env)
+    assert code == 0, stderr
+    rows = {line.split()[0]: line for line in stdout.splitlines()[2:]}
+    assert "damaged card" in rows["row_rnn.gru"] and "is not valid JSON" in rows["row_rnn.gru"]
+    assert "accuracy 0.9018" in rows["row_rnn.lstm"]
+    code, _, stderr = run_cli("info", "row_rnn.gru", env=env)
+    assert code == 2 and len(stderr) == 1 and "card.json is not valid JSON" in stderr[0]

@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 
 from kerasrv import data, zoo
 from kerasrv.data import idx, synthesis
-from kerasrv.data.pipeline import AUGMENT_SHIFT
+from kerasrv.data.augment import AUGMENT_SHIFT
 from kerasrv.labels import FASHION_MNIST_CLASSES
 
 MOVING = "moving_fashion_mnist/small"
@@ -215,7 +215,7 @@ def test_every_item_of_a_clip_starts_moving_in_its_direction(tfds_dir):
 def test_pipelines_match_the_entrys_card(name, dataset, input_shape, tfds_dir):
     card = zoo.info(name)
     ds = data.pipeline(
-        name, "test[:20]", 8, dataset=dataset, input_shape=input_shape, data_dir=tfds_dir
+        card, "test[:20]", 8, dataset=dataset, input_shape=input_shape, data_dir=tfds_dir
     )
     x, y = next(iter(ds))
     shape = input_shape or tuple(card["input_shape"])
@@ -233,10 +233,10 @@ def test_pipelines_match_the_entrys_card(name, dataset, input_shape, tfds_dir):
 
 
 def test_one_hot_targets_and_training_shuffles(tfds_dir):
-    ds = data.pipeline("cnn_lstm", "test[:64]", 64, one_hot=True, data_dir=tfds_dir)
+    ds = data.pipeline(zoo.info("cnn_lstm"), "test[:64]", 64, one_hot=True, data_dir=tfds_dir)
     _, y = next(iter(ds))
     assert y.shape == (64, 10) and (tf.reduce_sum(y, 1).numpy() == 1).all()
-    shuffled = data.pipeline("cnn_lstm", "test[:64]", 64, shuffle=True, data_dir=tfds_dir)
+    shuffled = data.pipeline(zoo.info("cnn_lstm"), "test[:64]", 64, shuffle=True, data_dir=tfds_dir)
     epochs = [next(iter(shuffled))[1].numpy() for _ in range(2)]
     assert not np.array_equal(epochs[0], epochs[1])  # reshuffled every epoch
 
@@ -258,7 +258,7 @@ def test_augmentation_flips_and_shifts_each_image_with_its_mask(name, dataset, t
         next(
             iter(
                 data.pipeline(
-                    name,
+                    zoo.info(name),
                     "train[:32]",
                     32,
                     dataset=dataset,
@@ -285,14 +285,14 @@ def test_a_dataset_that_does_not_fit_the_entry_is_refused(tfds_dir):
     with pytest.raises(
         data.DatasetError,
         match=r"gives frames of shape \(8, 32, 32, 1\), but "
-        r"the entry expects \(10, 64, 64, 1\)",
+        r"the model expects \(10, 64, 64, 1\)",
     ):
-        data.pipeline("lrcn", "test", dataset=MOVING, data_dir=tfds_dir)
+        data.pipeline(zoo.info("lrcn"), "test", dataset=MOVING, data_dir=tfds_dir)
 
 
 def test_standard_tfds_datasets_pass_through_the_same_pipeline():
     with tfds.testing.mock_data(num_examples=12):
-        ds = data.pipeline("cnn_lstm", "train", 4, dataset="cifar10")
+        ds = data.pipeline(zoo.info("cnn_lstm"), "train", 4, dataset="cifar10")
         x, y = next(iter(ds))
     assert x.shape == (4, 28, 28, 1) and x.dtype == tf.float32  # resized, to grayscale
     assert y.shape == (4,) and y.dtype == tf.int32
@@ -301,7 +301,28 @@ def test_standard_tfds_datasets_pass_through_the_same_pipeline():
 def test_a_standard_dataset_not_prepared_here_fails_fast(tmp_path):
     start = time.perf_counter()
     with pytest.raises(data.DatasetError, match="'mnist' is not prepared .* never downloads"):
-        data.pipeline("cnn_lstm", "train", dataset="mnist", data_dir=str(tmp_path))
+        data.pipeline(zoo.info("cnn_lstm"), "train", dataset="mnist", data_dir=str(tmp_path))
     assert time.perf_counter() - start < 30  # not minutes of network retries
     with pytest.raises(data.DatasetError, match="unknown dataset 'no_such_dataset'"):
         data.load_split("no_such_dataset", "train", str(tmp_path))
+
+
+def test_a_dataset_is_built_again_from_other_files_and_never_read_stale(tmp_path, monkeypatch):
+    data_dir = str(tmp_path / "tfds")
+    first = _examples(MOVING, "test", data_dir, 5)
+    monkeypatch.setenv(idx.ENV_DIR, str(tmp_path / "empty"))  # pointed at nothing
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(idx.DatasetError, match=r"empty/\S+-idx\d-ubyte\S* is missing"):
+        data.load_split(MOVING, "test[:5]", data_dir)
+    (tmp_path / "copy").mkdir()
+    copy = _copy_data(tmp_path / "copy")
+    path = copy / "t10k-images-idx3-ubyte.gz"
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    raw[16:] = bytes(255 - b for b in raw[16:])  # the same files, every test image inverted
+    path.write_bytes(gzip.compress(bytes(raw)))
+    monkeypatch.setenv(idx.ENV_DIR, str(copy))
+    rebuilt = _examples(MOVING, "test", data_dir, 5)
+    assert not np.array_equal(rebuilt[0]["frames"], first[0]["frames"])
+    monkeypatch.delenv(idx.ENV_DIR)
+    again = _examples(MOVING, "test", data_dir, 5)
+    np.testing.assert_array_equal(again[0]["frames"], first[0]["frames"])

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from kerasrv import evaluation, zoo
+from kerasrv import artifacts, evaluation, zoo
 from kerasrv.data import coarse_fashion_mnist
 
 ENTRIES = zoo.list_models()
@@ -30,16 +30,16 @@ TARGETS = {
 
 
 def _card(name):
-    directory = zoo.shipped(name)
+    directory = artifacts.shipped(name)
     assert directory is not None, f"{name} ships no trained weights"
-    return json.loads((directory / zoo.CARD_FILE).read_text())
+    return json.loads((directory / artifacts.CARD_FILE).read_text())
 
 
 @pytest.mark.parametrize("name", ENTRIES)
 def test_every_entry_ships_weights_that_match_its_card(name):
     card = _card(name)
-    weights = zoo.shipped(name) / zoo.WEIGHTS_FILE
-    assert card["weights"]["sha256"] == zoo.sha256(weights)
+    weights = artifacts.shipped(name) / artifacts.WEIGHTS_FILE
+    assert card["weights"]["sha256"] == artifacts.sha256(weights)
     training = card["training"]
     assert training["command"].startswith(f"kerasrv train {name}")
     for key in ("seed", "epochs", "wall_time_s", "hardware", "versions", "date"):
@@ -93,11 +93,11 @@ def test_motion_needs_the_sequence():
 
 def test_a_weights_file_that_does_not_match_its_card_is_refused(tmp_path, monkeypatch):
     shutil.copytree(
-        zoo.shipped("row_rnn.lstm"),
+        artifacts.shipped("row_rnn.lstm"),
         tmp_path / "row_rnn.lstm",
         ignore=shutil.ignore_patterns("train*"),
     )
-    weights = tmp_path / "row_rnn.lstm" / zoo.WEIGHTS_FILE
+    weights = tmp_path / "row_rnn.lstm" / artifacts.WEIGHTS_FILE
     data = bytearray(weights.read_bytes())
     data[-100] ^= 0xFF
     weights.write_bytes(bytes(data))

@@ -1,10 +1,12 @@
 """kerasrv.export: SavedModel and TFLite artifacts of every entry, checked against Keras."""
 
 import concurrent.futures
+import fcntl
 import hashlib
 import json
 import multiprocessing
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -17,10 +19,10 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from kerasrv import data, export, zoo
+from kerasrv import data, export, tasks, zoo
 
 ENTRIES = zoo.list_models()
-QUANTIZED = ("tflite_dynamic", "tflite_float16", "tflite_int8")
+QUANTIZED = [name for name, f in export.FORMATS.items() if f.max_abs_diff is None]
 # Real test samples for the agreement of quantized formats: enough for 99% to mean something
 # for labels; masks carry thousands of pixels each.
 AGREEMENT_SAMPLES = {
@@ -49,16 +51,13 @@ np.save(sys.argv[2], outputs, allow_pickle=True)
 """
 
 
-def _test_inputs(card, count, tfds_dir):
-    ds = data.pipeline(card, f"test[:{count}]", 64, shuffle=False, data_dir=tfds_dir)
-    xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in ds))
-    return np.concatenate(xs), np.concatenate(ys)
-
-
 def _export_every_format(name, out, tfds_dir):
-    from kerasrv import export
+    from kerasrv import data, export, zoo
 
-    return export.export(name, export.FORMATS, out, parity_samples=0, data_dir=tfds_dir)
+    model, card = zoo.resolve(name)
+    samples, _ = data.arrays(card, f"train[:{export.CALIBRATION_SAMPLES}]", data_dir=tfds_dir)
+    calibration = export.representative(samples)
+    return export.export(model, card, export.FORMATS, out, calibration=calibration)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +77,7 @@ def exports(tmp_path_factory, tfds_dir):
     made = {}
     for name, result in results.items():
         card = zoo.info(name)
-        x, y = _test_inputs(card, AGREEMENT_SAMPLES[card["task"]], tfds_dir)
+        x, y = data.arrays(card, f"test[:{AGREEMENT_SAMPLES[card['task']]}]", data_dir=tfds_dir)
         keras_outputs = zoo.load(name).predict(x, batch_size=64, verbose=0)
         made[name] = {**result, "card": card, "x": x, "y": y, "keras": keras_outputs}
     return made
@@ -141,7 +140,7 @@ def test_onnx_matches_keras_in_onnxruntime(name, exports):
 
 @pytest.mark.parametrize("name", ENTRIES)
 def test_tflite_files_hold_builtin_ops_only(name, exports):
-    for variant in export.TFLITE_FILES:
+    for variant in [f for f in export.FORMATS if f.startswith("tflite")]:
         ops = export.TFLiteModel(exports[name]["files"][variant]).ops()
         assert ops and not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
         assert "WHILE" not in ops  # unrolled: no loop, so the batch stays dynamic
@@ -157,7 +156,8 @@ def test_quantized_formats_agree_with_keras(name, variant, exports):
     card = made["card"]
     model = export.TFLiteModel(made["files"][variant])
     predicted = np.concatenate([model(made["x"][i : i + 7]) for i in range(0, len(made["x"]), 7)])
-    agreement = export.agreement(card, made["keras"], predicted, made["y"])
+    task = tasks.get(card["task"])
+    agreement = task.agreement(made["keras"], predicted, made["y"], card["num_classes"])
     assert export.passes(card, variant, {"batch_7": {"agreement": agreement}}), agreement
 
 
@@ -203,10 +203,13 @@ def _tree_digest(directory):
     return digest.hexdigest()
 
 
-def test_a_second_export_makes_version_2_and_leaves_version_1(tmp_path, tfds_dir, capsys):
+def test_a_second_export_makes_version_2_and_leaves_version_1(
+    tmp_path, tfds_dir, capsys, monkeypatch
+):
     from kerasrv import cli
 
-    first = export.export("row_rnn.gru", ("saved_model",), tmp_path, parity_samples=0)
+    monkeypatch.setenv("TFDS_DATA_DIR", tfds_dir)
+    first = export.export(*zoo.resolve("row_rnn.gru"), ("saved_model",), tmp_path)
     before = _tree_digest(first["directory"])
     assert (
         cli.main(
@@ -333,3 +336,118 @@ def test_keras_files_load_in_a_fresh_process_after_import_kerasrv(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
+
+
+# --- serving under load, NaN in, kills -----------------------------------------------------------
+
+
+def _requests(x, count, seed):
+    """`count` requests of 1–16 real samples each, drawn at random (seeded)."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 17, size=count)
+    starts = rng.integers(0, len(x) - 16, size=count)
+    return [x[s : s + n] for s, n in zip(starts, sizes)]
+
+
+@pytest.mark.parametrize("runtime", ["saved_model", "tflite"])
+def test_eight_threads_of_mixed_batches_get_the_serial_answers(runtime, exports):
+    """One exported entry served from one process, the way a web server's threads share it."""
+    made = exports["row_rnn.gru"]
+    if runtime == "saved_model":
+        run = export.saved_model_function(made["directory"], made["card"])
+    else:
+        run = export.TFLiteModel(made["files"]["tflite"])
+    work = {t: _requests(made["x"], 200, seed=t) for t in range(8)}
+    serial = {t: [run(r) for r in requests] for t, requests in work.items()}
+    answers, failures = {}, []
+
+    def serve(t):
+        try:
+            answers[t] = [run(r) for r in work[t]]
+        except Exception as error:  # noqa: BLE001 - any error fails the test below
+            failures.append(repr(error))
+
+    threads = [threading.Thread(target=serve, args=(t,)) for t in work]
+    start = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert time.monotonic() - start < 300 and not any(t.is_alive() for t in threads)
+    assert not failures, failures
+    for t in work:
+        for got, expected in zip(answers[t], serial[t], strict=True):
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_a_nan_image_gets_nan_answers_and_leaves_its_batch_alone(exports):
+    made = exports["cnn_lstm.fmnist"]
+    x = made["x"][:4].copy()
+    x[1] = np.nan
+    x[3, 5, 5, 0] = np.inf
+    runners = {
+        "saved_model": export.saved_model_function(made["directory"], made["card"]),
+        "tflite": export.TFLiteModel(made["files"]["tflite"]),
+        "tflite_int8": export.TFLiteModel(made["files"]["tflite_int8"]),
+    }
+    for name, run in runners.items():
+        got = run(x)
+        assert np.isnan(got[[1, 3]]).all(), name
+        np.testing.assert_array_equal(got[[0, 2]], run(x[[0, 2]]), err_msg=name)
+
+
+def test_a_model_is_exported_only_with_the_card_that_describes_it(tmp_path):
+    model, card = zoo.resolve("row_rnn.gru")
+    with pytest.raises(ValueError, match=r"output shape is \(10,\), but its card says \(4,\)"):
+        export.export(model, card.replace(output_shape=[4]), ("saved_model",), tmp_path)
+    assert not (tmp_path / "row_rnn.gru").exists()
+
+
+def test_the_next_export_sweeps_a_dead_exports_staging_folder_and_spares_a_live_one(tmp_path):
+    root = tmp_path / "row_rnn.gru"
+    root.mkdir()
+    dead = root / f".1{export.STAGING}dead"
+    (dead / ".converter-input").mkdir(parents=True)  # what a killed export leaves
+    (root / f".dead{export.LOCK_SUFFIX}").touch()
+    live = root / f".1{export.STAGING}live"
+    live.mkdir()
+    with open(root / f".live{export.LOCK_SUFFIX}", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # an export in progress holds its lock
+        result = export.export(*zoo.resolve("row_rnn.gru"), ("saved_model",), tmp_path)
+        assert not dead.exists() and live.exists()
+    assert result["version"] == 1
+    assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == ["1"]
+
+
+def test_exports_killed_at_random_points_leave_no_partial_version(tmp_path, tfds_dir):
+    command = [
+        sys.executable,
+        "-m",
+        "kerasrv.cli",
+        "export",
+        "row_rnn.gru",
+        "--format",
+        "saved_model,tflite,tflite_int8",
+        "--parity-samples",
+        "20",
+        "--out",
+        str(tmp_path),
+    ]
+    env = {**os.environ, "TFDS_DATA_DIR": tfds_dir}
+    root = tmp_path / "row_rnn.gru"
+    whole = {"saved_model.pb", "model.tflite", "model.int8.tflite", "parity.json", "card.json"}
+    rng = random.Random(7)  # three points between start-up and the end of an export
+    for delay in (rng.uniform(4, 14) for _ in range(3)):
+        run = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(delay)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        for version in root.glob("[0-9]*"):  # what a server can see is whole
+            assert whole <= {p.name for p in version.iterdir()}, version
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not list(root.glob(f".*{export.STAGING}*"))  # the dead exports' folders are swept
+    for version in root.glob("[0-9]*"):
+        assert whole <= {p.name for p in version.iterdir()}, version

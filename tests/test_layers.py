@@ -1,6 +1,10 @@
 """kerasrv.layers: equations against numpy, receptive fields, serialization, errors."""
 
+import copy
+import inspect
+
 import keras
+import keras.src.testing
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -183,3 +187,133 @@ def test_unrolled_gru_stands_only_for_the_default_gru():
     assert layers.UnrolledGRU.like(keras.layers.GRU(4, go_backwards=True)) is None
     assert layers.UnrolledGRU.like(keras.layers.GRU(4, reset_after=False)) is None
     assert layers.UnrolledGRU.like(keras.layers.GRU(4), (None, 3, 2)) is not None  # builds it
+
+
+# --- Keras' own layer harness (keras-hub's TestCase builds on it) --------------------------------
+
+
+def _frame_encoder():
+    """A per-frame encoder as the zoo's video models hold one: a small functional model."""
+    from kerasrv.architectures.lrcn import frame_encoder
+
+    return frame_encoder((16, 16, 1), filters=(4, 8), features=6)
+
+
+# layer class, a function making its constructor arguments (fresh sublayers each time), input
+# shape, output shape
+LAYER_CASES = {
+    "ImageToSequence": (
+        layers.ImageToSequence,
+        lambda: {"steps": "columns"},
+        (2, 7, 5, 3),
+        (2, 5, 21),
+    ),
+    "ReNet": (
+        layers.ReNet,
+        lambda: {"units": 3, "patch_size": 2, "cell": "lstm"},
+        (2, 4, 6, 1),
+        (2, 2, 3, 6),
+    ),
+    "ReNet-gru": (
+        layers.ReNet,
+        lambda: {"units": 3, "patch_size": 1, "cell": "gru"},
+        (2, 3, 4, 2),
+        (2, 3, 4, 6),
+    ),
+    "FrameWise": (
+        layers.FrameWise,
+        lambda: {"layer": _frame_encoder()},
+        (2, 3, 16, 16, 1),
+        (2, 3, 6),
+    ),
+    "PeepholeLSTMCell": (
+        keras.layers.RNN,
+        lambda: {"cell": layers.PeepholeLSTMCell(4), "return_sequences": True},
+        (2, 5, 3),
+        (2, 5, 4),
+    ),
+    "UnrolledGRU": (
+        layers.UnrolledGRU,
+        lambda: {"units": 4, "return_sequences": False},
+        (2, 5, 3),
+        (2, 4),
+    ),
+}
+
+
+class KerasLayerHarness(keras.src.testing.TestCase):
+    """Each custom layer through `run_layer_test`: serialization round trip, symbolic and eager
+    calls, a training step, and a mixed_float16 policy."""
+
+    def _run(self, case):
+        layer_cls, kwargs, input_shape, output_shape = LAYER_CASES[case]
+        self.run_layer_test(
+            layer_cls,
+            init_kwargs=kwargs(),
+            input_shape=input_shape,
+            expected_output_shape=output_shape,
+        )
+
+    def test_image_to_sequence(self):
+        self._run("ImageToSequence")
+
+    def test_renet(self):
+        self._run("ReNet")
+
+    def test_renet_gru(self):
+        self._run("ReNet-gru")
+
+    def test_framewise_around_a_functional_encoder(self):
+        self._run("FrameWise")
+
+    def test_peephole_cell(self):
+        self._run("PeepholeLSTMCell")
+
+    def test_unrolled_gru(self):
+        self._run("UnrolledGRU")
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_layers_compute_in_their_dtype_policy_and_train(case, policy):
+    layer_cls, kwargs, input_shape, output_shape = LAYER_CASES[case]
+    layer = layer_cls(**kwargs(), dtype=policy)
+    x = tf.random.uniform(input_shape)
+    with tf.GradientTape() as tape:
+        y = layer(x, training=True)
+        loss = tf.reduce_mean(tf.cast(y, "float32") ** 2)
+    assert y.shape == output_shape
+    assert keras.backend.standardize_dtype(y.dtype) == policy.removeprefix("mixed_")
+    assert all(v.dtype == "float32" for v in layer.trainable_variables)  # float32 master weights
+    for gradient in tape.gradient(loss, layer.trainable_variables):
+        assert gradient is not None
+        assert bool(tf.reduce_all(tf.math.is_finite(tf.cast(gradient, "float32"))))
+
+
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_get_config_holds_exactly_the_constructor_arguments(case):
+    layer_cls, kwargs, _, _ = LAYER_CASES[case]
+    given = kwargs()
+    layer = layer_cls(**given)
+    config = layer.get_config()
+    base = set(keras.layers.Layer().get_config())  # name, trainable, dtype
+    accepted = set(inspect.signature(layer_cls.__init__).parameters) - {"self", "kwargs"}
+    assert set(config) - base <= accepted, set(config) - base - accepted
+    for key, value in given.items():
+        if isinstance(value, keras.layers.Layer):
+            assert config[key]["class_name"] == type(value).__name__
+        else:
+            assert config[key] == value, key
+    rebuilt = layer_cls.from_config(copy.deepcopy(config))  # Keras' from_config pops keys
+    assert _without_build_state(rebuilt.get_config()) == _without_build_state(config)
+
+
+def _without_build_state(config):
+    """A config without what a nested layer records of its build (not a constructor argument)."""
+    if isinstance(config, dict):
+        return {
+            k: _without_build_state(v)
+            for k, v in config.items()
+            if k not in ("build_config", "compile_config")
+        }
+    return config

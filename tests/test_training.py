@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -10,20 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
+from conftest import QUICK_TRAIN as QUICK
+from helpers import run_cli, tree_digest
 
-from kerasrv import zoo
+from kerasrv import artifacts, training, zoo
 
 HERE = Path(__file__).parent
-QUICK = [
-    "--batch-size",
-    "64",
-    "--train-split",
-    "train[:3000]",
-    "--validation-split",
-    "train[59000:]",
-]
 
 
 def kerasrv(*args, tfds_dir, **popen):
@@ -155,3 +151,65 @@ def test_two_local_workers_match_one_device(tmp_path, single_device):
     assert result["replicas"] == 2
     assert result["accuracy"] == pytest.approx(single_device["accuracy"], abs=0.005)
     assert result["loss"] == pytest.approx(single_device["loss"], rel=0.01)
+
+
+# --- a finished run is never lost --------------------------------------------------------------
+
+
+def test_a_finished_run_is_refused_with_one_line_and_kept(finished_run, tfds_dir):
+    before = tree_digest(finished_run)
+    code, _, stderr = run_cli(
+        "train",
+        "row_rnn.gru",
+        "--epochs",
+        "1",
+        *QUICK,
+        "--out",
+        finished_run.parent,
+        env={"TFDS_DATA_DIR": tfds_dir},
+    )
+    assert code == 2 and len(stderr) == 1, stderr
+    assert "holds a finished run" in stderr[0] and "--overwrite" in stderr[0]
+    assert tree_digest(finished_run) == before
+
+
+def test_killed_at_random_points_a_run_resumes_and_then_stays_finished(tmp_path, tfds_dir):
+    args = ["train", "row_rnn.gru", "--epochs", "4", *QUICK, "--out", str(tmp_path)]
+    directory = tmp_path / "row_rnn.gru"
+    rng = random.Random(11)  # three points: start-up, an epoch, its checkpoints, ...
+    for delay in (rng.uniform(3, 16) for _ in range(3)):
+        run = kerasrv(*args, tfds_dir=tfds_dir)
+        time.sleep(delay)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        assert not (directory / artifacts.CARD_FILE).exists() or run.returncode == 0
+    code, stdout, stderr = run_cli(*args, env={"TFDS_DATA_DIR": tfds_dir})
+    if code == 2:  # the last kill came after the run had finished
+        assert "holds a finished run" in stderr[0]
+    else:
+        assert code == 0, stderr
+    card = json.loads((directory / artifacts.CARD_FILE).read_text())
+    assert card["training"]["epochs_run"] == 4
+    with open(directory / "train" / "log.csv") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1, 2, 3]
+    model, _ = zoo.resolve(directory)  # its weights match its card's sha256
+    assert card["metrics"]["accuracy"] > 0.5
+    before = tree_digest(directory)
+    code, _, stderr = run_cli(*args, env={"TFDS_DATA_DIR": tfds_dir})
+    assert code == 2 and "holds a finished run" in stderr[0]
+    assert tree_digest(directory) == before
+
+
+def test_a_diverged_run_leaves_the_precision_policy_as_it_was(tmp_path, tfds_dir):
+    settings = training.Settings(
+        epochs=1,
+        batch_size=64,
+        learning_rate=1e30,
+        precision="mixed_float16",
+        train_split="train[:640]",
+        validation_split="train[59000:59100]",
+    )
+    with pytest.raises(training.TrainingDiverged):
+        training.train("row_rnn.gru", settings, out=tmp_path, data_dir=tfds_dir)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert not (tmp_path / "row_rnn.gru" / artifacts.CARD_FILE).exists()

@@ -1,14 +1,16 @@
 """kerasrv.zoo: every entry builds, runs, learns, saves and re-heads; names resolve or explain."""
 
 import copy
+import warnings
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from helpers import real_batch
 
 import kerasrv
-from kerasrv import zoo
+from kerasrv import tasks, zoo
 
 ENTRIES = zoo.list_models()
 ARCHITECTURES = {
@@ -54,7 +56,7 @@ def test_card_describes_the_model(name):
     card = zoo.info(name)
     model = zoo.load(name, weights=None)
     assert card["name"] == name and card["architecture"] == name.split(".")[0]
-    assert card["task"] in zoo.TASKS
+    assert card["task"] in tasks.NAMES
     assert tuple(card["input_shape"]) == model.input_shape[1:]
     assert tuple(card["output_shape"]) == model.output_shape[1:]
     assert card["input_dtype"] == "float32" and card["input_range"] == [0.0, 1.0]
@@ -182,3 +184,108 @@ def test_input_shape_rebuilds_where_the_architecture_allows():
 def test_the_package_defaults_to_the_tensorflow_backend():
     assert keras.backend.backend() == "tensorflow"
     assert kerasrv.__version__
+
+
+@pytest.mark.parametrize("num_classes", [2.5, True, 1, 0, "4"])
+def test_num_classes_must_be_an_integer_of_at_least_2(num_classes):
+    with pytest.raises(ValueError, match="num_classes must be an integer of at least 2, got"):
+        zoo.load("row_rnn.gru", weights=None, num_classes=num_classes)
+
+
+@pytest.mark.parametrize("weights", ["", 0, ["a.h5"]])
+def test_weights_must_be_default_none_or_a_path(weights):
+    with pytest.raises(zoo.WeightsError, match="weights must be 'default', None or the path"):
+        zoo.load("row_rnn.gru", weights=weights)
+
+
+@pytest.mark.parametrize("input_shape", [(28, 28), (28, 28, 0), (28.5, 28, 1), "28,28,1"])
+def test_input_shape_must_be_positive_integers_of_the_entrys_rank(input_shape):
+    with pytest.raises(ValueError, match=r"expects input_shape \(height, width, channels\)"):
+        zoo.load("row_rnn.gru", weights=None, input_shape=input_shape)
+
+
+def test_resolve_takes_a_name_a_run_directory_and_a_keras_file(tmp_path, finished_run):
+    model, card = zoo.resolve("row_rnn.gru")
+    assert card.name == "row_rnn.gru" and card.metrics
+    model, card = zoo.resolve(finished_run)
+    assert card.training["epochs"] == 1 and card.weights["sha256"]
+    zoo.load("renet", num_classes=3).save(tmp_path / "three.keras")
+    model, card = zoo.resolve(tmp_path / "three.keras")
+    assert card.name == "three" and card.num_classes == 3 and card.architecture == "renet"
+    assert card.metrics == {} and len(card.class_names) == 3
+
+
+def test_resolve_names_what_it_cannot_take(tmp_path):
+    inputs = keras.Input((4,))
+    keras.Model(inputs, keras.layers.Dense(2)(inputs), name="my_model").save(tmp_path / "m.keras")
+    with pytest.raises(ValueError, match="holds a model named 'my_model', which is not one of"):
+        zoo.resolve(tmp_path / "m.keras")
+    with pytest.raises(FileNotFoundError, match="no such .keras file"):
+        zoo.resolve(tmp_path / "nothing.keras")
+    with pytest.raises(zoo.CardError, match="holds no card.json"):
+        zoo.resolve(tmp_path)
+
+
+# --- trained weights under another input spec ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_three_channels_keep_the_trained_weights_and_see_grey_as_before(name):
+    card = zoo.info(name)
+    shape = (*card["input_shape"][:-1], 3)
+    with pytest.warns(zoo.WeightsAdaptedWarning, match="adapted to 3 input channels") as caught:
+        rgb = zoo.load(name, input_shape=shape)
+    (warning,) = caught  # one warning
+    assert "re-initialised" not in str(warning.message)
+    grey = zoo.load(name)
+    adapted = [part.strip() for part in str(warning.message).split(":", 2)[2].split(",")]
+    for before, after in zip(grey.weights, rgb.weights, strict=True):
+        if after.path not in adapted:
+            np.testing.assert_array_equal(before.numpy(), after.numpy(), err_msg=after.path)
+    x, _ = real_batch(card, n=2)
+    expected = grey(x, training=False).numpy()
+    got = rgb(np.repeat(x, 3, axis=-1), training=False).numpy()
+    if card["task"] == "next_frame":  # a grey frame, predicted in each channel
+        expected = np.repeat(expected, 3, axis=-1)
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
+# Another size each design admits: rows are time steps (row_rnn), columns are (cnn_lstm), the
+# classifiers pool to their trained grid (cnn_lstm, renet, lrcn), and the segmenters and the
+# predictor are convolutional through and through.
+OTHER_SIZES = {
+    "row_rnn": (40, 28, 1),
+    "cnn_lstm": (32, 128, 1),
+    "renet": (32, 36, 1),
+    "reseg": (128, 128, 1),
+    "lrcn": (16, 112, 112, 1),
+    "convlstm_seg": (8, 96, 96, 1),
+    "convlstm_predict": (12, 96, 96, 1),
+}
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_another_size_keeps_every_trained_weight(name):
+    shape = OTHER_SIZES[name.split(".")[0]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", zoo.WeightsAdaptedWarning)  # nothing adapted or re-made
+        model = zoo.load(name, input_shape=shape)
+    for before, after in zip(zoo.load(name).weights, model.weights, strict=True):
+        np.testing.assert_array_equal(before.numpy(), after.numpy(), err_msg=after.path)
+    card = {**zoo.info(name).to_dict(), "input_shape": list(shape)}
+    x, y = real_batch(card, n=2)
+    if card["task"] == "classification":  # Fashion-MNIST images, resized to the new size
+        x = tf.image.resize(x, shape[:2]).numpy()
+    out = model(x, training=False).numpy()
+    assert out.shape[0] == 2 and np.isfinite(out).all()
+    model.fit(x, y, epochs=1, verbose=0)  # and it trains at that size
+
+
+def test_a_users_video_shape_loads_pretrained_weights():
+    """The size and head a user brings: 16 RGB frames of 112×112, 5 classes."""
+    with pytest.warns(zoo.WeightsAdaptedWarning) as caught:
+        model = zoo.load("lrcn", input_shape=(16, 112, 112, 3), num_classes=5)
+    assert model.output_shape == (None, 5)
+    message = str(caught[0].message)
+    assert "adapted to 3 input channels: block1_conv/kernel" in message
+    assert "re-initialised" not in message  # the new head is what was asked for

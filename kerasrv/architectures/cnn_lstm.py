@@ -1,16 +1,16 @@
-"""CNN → LSTM reader (CRNN-style): document 001, corrected.
+"""CNN → LSTM reader in the style of CRNN (Shi et al., 2015).
 
-Document 001 puts `Flatten` between the convolutions and the LSTM, which hands the LSTM a 2-D
-tensor it cannot read, and never defines `num_classes`. The corrected design keeps the feature
-map's layout: after the conv blocks, each column of the map is one time step (width = time,
-height × channels = features), read by a bidirectional LSTM, as CRNN reads text lines.
+The common "CNN → Flatten → LSTM" recipe hands the LSTM a 2-D tensor it cannot read. This design
+keeps the feature map's layout instead: after the conv blocks, each column of the map is one
+time step (width = time, height × channels = features), read by a bidirectional LSTM, as CRNN
+reads a line of text.
 """
 
 import keras
 
 from kerasrv.labels import FASHION_MNIST_CLASSES
 from kerasrv.layers import ImageToSequence, conv_block, recurrent
-from kerasrv.zoo import architecture, register
+from kerasrv.registry import architecture, register
 
 
 @architecture
@@ -24,8 +24,14 @@ def cnn_lstm(
     cell="lstm",
     bidirectional=True,
     dropout=0.3,
+    sequence_height=None,
 ):
     """Conv blocks, then a (bidirectional) recurrent layer reading the feature map's columns.
+
+    Any width gives a sequence of its own length. The height sets the number of features per
+    step, so a model that must take other heights fixes it with `sequence_height`: a feature map
+    of another height is average-pooled to it (as torchvision's classifiers pool adaptively), and
+    at the trained height nothing is added.
 
     Args:
         input_shape: (height, width, channels); height and width divisible by 2**len(filters).
@@ -36,6 +42,8 @@ def cnn_lstm(
         cell: recurrent cell ("lstm", "gru", "simple", "peephole").
         bidirectional: read the columns in both directions.
         dropout: dropout before the head.
+        sequence_height: the feature-map height the recurrent layer reads (None: whatever
+            the input gives).
 
     Returns:
         An uncompiled `keras.Model` from `image` (B, H, W, C) in [0, 1] to `probabilities`.
@@ -51,6 +59,9 @@ def cnn_lstm(
         for c in range(1, convs_per_block + 1):
             x = conv_block(x, width, name=f"block{b}_{c}")
         x = keras.layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
+    if sequence_height is not None and x.shape[1] != sequence_height:
+        size = (sequence_height, x.shape[2])
+        x = keras.layers.AdaptiveAveragePooling2D(size, name="sequence_height")(x)
     x = ImageToSequence("columns", name="columns")(x)
     rnn = recurrent(cell, units, name=cell)
     if bidirectional:
@@ -69,6 +80,7 @@ register(
     recipe={"epochs": 15, "batch_size": 128},
     input_shape=(28, 28, 1),
     num_classes=10,
+    sequence_height=7,
     task="classification",
     dataset="fashion_mnist_local",
     target="label",

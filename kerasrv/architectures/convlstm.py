@@ -1,11 +1,11 @@
-"""ConvLSTM video models: per-frame segmentation and next-frame prediction — document 000.
+"""ConvLSTM video models (Shi et al., 2015): per-frame segmentation and next-frame prediction.
 
-Document 000 runs a plain `Recurrent` layer over 5-D convolution output (it needs ConvLSTM),
-uses `Dense` as if it were a per-pixel classifier and 'valid' convolutions that shrink the mask.
-Here a per-frame conv encoder (batch and time folded together) downsamples each frame, a
-ConvLSTM2D carries spatial state across frames, and a per-frame decoder with skip connections
-restores the input resolution: a softmax per pixel per frame (`convlstm_seg`), or the next
-frame's intensities (`convlstm_predict`, after Shi et al. 2015).
+A recurrent layer over convolution features of video needs ConvLSTM, which keeps its state as a
+feature map; per-pixel classes need a per-pixel head and 'same' convolutions, so the mask keeps
+the frame's size. A per-frame conv encoder (batch and time folded together) downsamples each
+frame, a ConvLSTM2D carries spatial state across frames, and a per-frame decoder with skip
+connections restores the input resolution: a softmax per pixel per frame (`convlstm_seg`), or
+the next frame's intensities (`convlstm_predict`).
 """
 
 import functools
@@ -14,7 +14,7 @@ import keras
 
 from kerasrv.labels import SEGMENTATION_CLASSES
 from kerasrv.layers import FrameWise, conv_block, segmentation_head, upsample_block
-from kerasrv.zoo import architecture, register
+from kerasrv.registry import architecture, register
 
 
 def _per_frame(x, body, *, name):

@@ -1,24 +1,25 @@
-"""LRCN (Donahue et al., 2015): a per-frame CNN, then an LSTM over the frames — document 000.
+"""LRCN (Donahue et al., 2015): a per-frame CNN, then an LSTM over the frames.
 
-Document 000 wraps convolutions in `TimeDistributed` and then calls the abstract `Recurrent`
-base class. Here every frame goes through one CNN encoder (batch and time folded together, see
-`kerasrv.layers.FrameWise`), and an LSTM reads the sequence of frame features to classify the
-clip: on Moving Fashion-MNIST, the direction an item moves, which no single frame shows.
+The common TimeDistributed CNN + RNN recipe for video: every frame goes through one CNN encoder
+(batch and time folded together, see `kerasrv.layers.FrameWise`), and an LSTM reads the
+sequence of frame features to classify the clip: on Moving Fashion-MNIST, the direction an item
+moves, which no single frame shows.
 """
 
 import keras
 
 from kerasrv.labels import MOTION_DIRECTIONS
 from kerasrv.layers import FrameWise, conv_block, recurrent
-from kerasrv.zoo import architecture, register
+from kerasrv.registry import architecture, register
 
 
-def frame_encoder(frame_shape, filters, features, name="frame_encoder"):
+def frame_encoder(frame_shape, filters, features, name="frame_encoder", grid=None):
     """A CNN mapping one frame (H, W, C) to a feature vector that keeps where things are.
 
     Conv-BN-ReLU blocks that each halve the resolution (the first with a stride-2 convolution,
     the cheapest place to shrink a frame; the others with 2×2 max pooling), then Flatten (not
-    global pooling: positions matter for motion) and a dense layer.
+    global pooling: positions matter for motion) and a dense layer. `grid` fixes the feature
+    map the dense layer reads, so frames of another size fit it (average-pooled to the grid).
     """
     frame = keras.Input(frame_shape, name="frame")
     x = frame
@@ -28,6 +29,8 @@ def frame_encoder(frame_shape, filters, features, name="frame_encoder"):
         else:
             x = conv_block(x, width, name=f"block{b}")
             x = keras.layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
+    if grid is not None and tuple(x.shape[1:3]) != tuple(grid):
+        x = keras.layers.AdaptiveAveragePooling2D(tuple(grid), name="grid")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(features, activation="relu", name="features")(x)
     return keras.Model(frame, x, name=name)
@@ -43,8 +46,12 @@ def lrcn(
     units=128,
     cell="lstm",
     dropout=0.3,
+    feature_grid=None,
 ):
     """Per-frame CNN encoder → recurrent layer → softmax over the clip.
+
+    Any clip length works; `feature_grid` lets frames of other sizes reuse the encoder's dense
+    layer (see `frame_encoder`).
 
     Args:
         input_shape: (frames, height, width, channels); height and width divisible by
@@ -55,6 +62,8 @@ def lrcn(
         units: hidden size of the recurrent layer.
         cell: "lstm" or "gru".
         dropout: dropout before the head.
+        feature_grid: (rows, columns) of the encoder's last feature map (None: whatever the
+            frame size gives).
 
     Returns:
         An uncompiled `keras.Model` from `frames` (B, T, H, W, C) in [0, 1] to `probabilities`.
@@ -65,7 +74,7 @@ def lrcn(
         (2, 8)
     """
     frames = keras.Input(input_shape, name="frames")
-    encoder = frame_encoder(input_shape[1:], filters, features)
+    encoder = frame_encoder(input_shape[1:], filters, features, grid=feature_grid)
     x = FrameWise(encoder, name="encoder")(frames)
     x = recurrent(cell, units, name=cell)(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
@@ -81,6 +90,7 @@ register(
     recipe={"epochs": 20, "batch_size": 32},
     input_shape=(10, 64, 64, 1),
     num_classes=len(MOTION_DIRECTIONS),
+    feature_grid=(8, 8),
     task="video_classification",
     dataset="moving_fashion_mnist",
     target="motion",

@@ -4,7 +4,7 @@ import keras
 
 from kerasrv.labels import FASHION_MNIST_CLASSES
 from kerasrv.layers import ReNet
-from kerasrv.zoo import architecture, register
+from kerasrv.registry import architecture, register
 
 
 @architecture
@@ -17,11 +17,14 @@ def renet(
     cell="lstm",
     dense_units=256,
     dropout=0.3,
+    feature_grid=None,
 ):
     """Stacked ReNet layers, then a dense classifier.
 
     Each ReNet layer reads non-overlapping patches with a bidirectional sweep along the rows and
-    one along the columns, so after the first layer every feature sees the whole image.
+    one along the columns, so after the first layer every feature sees the whole image. The
+    sweeps take any size; the dense classifier reads a fixed grid, which `feature_grid` keeps
+    for other sizes (average-pooled to it; nothing is added at the trained size).
 
     Args:
         input_shape: (height, width, channels), divisible by the product of `patch_sizes`.
@@ -31,6 +34,8 @@ def renet(
         cell: "lstm" or "gru".
         dense_units: width of the fully connected layer before the head.
         dropout: dropout before the fully connected layer and before the head.
+        feature_grid: (rows, columns) of the grid the classifier reads (None: whatever the
+            input gives).
 
     Returns:
         An uncompiled `keras.Model` from `image` (B, H, W, C) in [0, 1] to `probabilities`.
@@ -49,6 +54,8 @@ def renet(
     x = image
     for i, (width, patch) in enumerate(zip(units, patch_sizes), start=1):
         x = ReNet(width, patch_size=patch, cell=cell, name=f"renet{i}")(x)
+    if feature_grid is not None and tuple(x.shape[1:3]) != tuple(feature_grid):
+        x = keras.layers.AdaptiveAveragePooling2D(tuple(feature_grid), name="feature_grid")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dropout(dropout, name="dropout1")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="fc")(x)
@@ -66,6 +73,7 @@ register(
     recipe={"epochs": 15, "batch_size": 158, "augment": True},
     input_shape=(28, 28, 1),
     num_classes=10,
+    feature_grid=(7, 7),
     task="classification",
     dataset="fashion_mnist_local",
     target="label",

@@ -1,16 +1,16 @@
-"""ReSeg (Visin et al., 2016): per-pixel segmentation with ReNet sweeps — document 004, corrected.
+"""ReSeg (Visin et al., 2016): per-pixel segmentation with ReNet sweeps.
 
-Document 004 calls conv → Flatten → Dense → LSTM(relu) ×2 → Dense a segmenter: the LSTM gets
-2-D input, a `relu` LSTM leaves the cuDNN kernel and explodes, and the output is one label, not a
-mask. ReSeg keeps the spatial layout: a conv encoder, ReNet layers so every position sees the
-whole image, and an upsampling decoder back to the input resolution with a per-pixel softmax.
+A recurrent segmenter has to keep the spatial layout (a "conv → Flatten → LSTM" stack gives one
+label, not a mask): a conv encoder, ReNet layers so every position sees the whole image, and an
+upsampling decoder back to the input resolution with a per-pixel softmax. The LSTMs keep tanh
+activations: a `relu` LSTM leaves the cuDNN kernel and its state grows without bound.
 """
 
 import keras
 
 from kerasrv.labels import SEGMENTATION_CLASSES
 from kerasrv.layers import ReNet, conv_block, segmentation_head, upsample_block
-from kerasrv.zoo import architecture, register
+from kerasrv.registry import architecture, register
 
 
 @architecture

@@ -1,15 +1,15 @@
-"""Row RNN: the image's rows are the time steps (documents 002 and 003, corrected).
+"""Row RNN: the image's rows are the time steps, the classic recurrent reading of MNIST.
 
-Document 003 feeds `LSTM(50, input_shape=(1, 28, 28))` a 4-D tensor; document 002's numpy RNN
-loses the batch axis. The corrected reading is the classic one: 28 rows are 28 time steps of
-28 features each, and the last hidden state classifies the image.
+An RNN takes (time, features), so an image is read row by row: 28 rows are 28 time steps of
+28 features each, and the last hidden state classifies the image (the MNIST examples of Keras
+and of the RNN tutorials since Graves' work read it so).
 """
 
 import keras
 
 from kerasrv.labels import FASHION_MNIST_CLASSES
 from kerasrv.layers import ImageToSequence, recurrent
-from kerasrv.zoo import architecture, register
+from kerasrv.registry import architecture, register
 
 
 @architecture
@@ -27,8 +27,9 @@ def row_rnn(
     Args:
         input_shape: (height, width, channels); height is the number of time steps.
         num_classes: classes of the softmax head.
-        cell: "lstm", "gru", "simple" (h_t = tanh(W_hh h_{t-1} + W_xh x_t + b), document 002)
-            or "peephole" (`kerasrv.layers.PeepholeLSTMCell`, document 001).
+        cell: "lstm", "gru", "simple" (the vanilla RNN,
+            h_t = tanh(W_hh h_{t-1} + W_xh x_t + b)) or "peephole" (Gers & Schmidhuber's
+            LSTM, `kerasrv.layers.PeepholeLSTMCell`).
         units: hidden size of every recurrent layer.
         num_layers: stacked recurrent layers; all but the last return sequences.
         dropout: dropout before the head.
@@ -79,7 +80,7 @@ register(
 )
 register(
     "row_rnn.peephole",
-    description="2×peephole LSTM(128) over the rows (document 001's cell)",
+    description="2×peephole LSTM(128) over the rows (Gers & Schmidhuber's cell)",
     int8_activations=16,  # its recurrent state needs 16 bits (kerasrv.export.INTEGER_OPS)
     recipe={"epochs": 5, "batch_size": 128, "augment": True},
     cell="peephole",

@@ -2,6 +2,7 @@
 
 import functools
 import gzip
+import hashlib
 import os
 import struct
 from pathlib import Path
@@ -94,6 +95,33 @@ def _load(split, images_path, labels_path, stamps):
     if labels.max() > 9:
         raise DatasetError(f"{labels_path} holds label {labels.max()}, expected 0–9")
     return images, labels
+
+
+def fingerprint(directory=None):
+    """The sha256 of the four Fashion-MNIST files as they are now: what the builders were made of.
+
+    A prepared TFDS dataset built from other files (another $KERASRV_FASHION_MNIST_DIR, a
+    replaced file) carries another fingerprint, so it is built again rather than read stale.
+
+    Raises:
+        DatasetError: a file is missing.
+    """
+    directory = data_dir(directory).resolve()
+    paths = [
+        _find(directory, stem) for images, labels, _ in FILES.values() for stem in (images, labels)
+    ]
+    stamps = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    return _fingerprint(stamps)
+
+
+@functools.lru_cache(maxsize=4)
+def _fingerprint(stamps):
+    digest = hashlib.sha256()
+    for path, _, _ in stamps:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load_fashion_mnist(split="train", directory=None):

@@ -1,26 +1,21 @@
 """tf.data pipelines of (inputs, targets) batches that match a zoo entry's card."""
 
 import contextlib
+import json
+import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from kerasrv.data import builders
-from kerasrv.data.idx import DatasetError
+from kerasrv import tasks
+from kerasrv.data import builders, files
+from kerasrv.data.augment import flip_and_shift
+from kerasrv.data.idx import DatasetError, fingerprint
 
-# What each task reads from a dataset when the entry does not say.
-DEFAULT_TARGETS = {
-    "classification": "label",
-    "segmentation": "mask",
-    "video_classification": "label",
-    "video_segmentation": "masks",
-    "next_frame": "frames",
-}
-VIDEO_TASKS = ("video_classification", "video_segmentation", "next_frame")
 SHUFFLE_BUFFER = 20_000  # whole datasets up to this size shuffle perfectly
-AUGMENT_SHIFT = 2  # pixels
 
 
 def load_split(dataset, split, data_dir=None):
@@ -43,13 +38,20 @@ def load_split(dataset, split, data_dir=None):
     """
     try:
         builder = tfds.builder(dataset, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError as error:
-        raise DatasetError(f"unknown dataset {dataset!r}: {error}") from None
+    except tfds.core.registered.DatasetNotFoundError:
+        raise DatasetError(
+            f"unknown dataset {dataset!r}: kerasrv's own are {', '.join(builders.NAMES)} (with "
+            f"their configs, e.g. moving_fashion_mnist/small); any other TFDS name must be "
+            f"prepared locally"
+        ) from None
+    except ValueError:  # a known dataset with an unknown config, e.g. "…/nosuch"
+        name, _, config = dataset.partition("/")
+        configs = [c.name for c in tfds.builder_cls(name).BUILDER_CONFIGS]
+        raise DatasetError(
+            f"dataset {name!r} has no config {config!r}; its configs are {', '.join(configs)}"
+        ) from None
     if builder.name in builders.NAMES:
-        # Reads local files only, and is a no-op once prepared. tfds reports on stdout (and
-        # calls it "downloading"); a command's stdout is its result, so the report goes to stderr.
-        with contextlib.redirect_stdout(sys.stderr):
-            builder.download_and_prepare()
+        _prepare_from_source(builder)
     try:
         ds = builder.as_dataset(split=split, shuffle_files=False)
     except AssertionError as error:  # tfds' way of saying the data is not there
@@ -62,22 +64,46 @@ def load_split(dataset, split, data_dir=None):
     return ds, builder.info
 
 
+SOURCE_FILE = "kerasrv_source.json"
+
+
+def _prepare_from_source(builder):
+    """Prepares one of kerasrv's builders from the Fashion-MNIST files as they are now.
+
+    A dataset prepared earlier from other files (another $KERASRV_FASHION_MNIST_DIR, files that
+    changed) is built again; with no files at all, this fails rather than read the old build.
+    Building reads local files only, and is a no-op once prepared.
+    """
+    source = fingerprint()
+    marker = Path(builder.data_dir) / SOURCE_FILE
+    if builder.is_prepared():
+        try:
+            built_from = json.loads(marker.read_text())["fashion_mnist_sha256"]
+        except (OSError, ValueError, KeyError):
+            built_from = None
+        if built_from == source:
+            return
+        shutil.rmtree(builder.data_dir, ignore_errors=True)
+    # tfds reports on stdout (and calls it "downloading"); a command's stdout is its result, so
+    # the report goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        builder.download_and_prepare()
+    marker.write_text(json.dumps({"fashion_mnist_sha256": source}) + "\n")
+
+
 def _spec_of(source, dataset, target, input_shape):
-    """(task, dataset, target, input shape, number of classes) for an entry, a card or a task."""
-    if isinstance(source, dict):
-        card = source
-    elif source in DEFAULT_TARGETS:
+    """(task, dataset, target, input shape, number of classes) for a card or a task."""
+    if isinstance(source, (str, tasks.Task)):
         if dataset is None:
             raise ValueError(f"pipeline({source!r}) needs dataset=... for a bare task")
-        card = {"task": source, "dataset": dataset, "target": DEFAULT_TARGETS[source]}
+        card = {"task": tasks.get(source).name, "dataset": dataset}
     else:
-        from kerasrv import zoo  # a name: the zoo tells what the entry reads
-
-        card = zoo.info(source)
+        card = source  # a card (or a mapping with the card's keys)
+    task = tasks.get(card["task"])
     return (
-        card["task"],
+        task,
         dataset or card["dataset"],
-        target or card.get("target") or DEFAULT_TARGETS[card["task"]],
+        target or card.get("target") or task.default_target,
         tuple(input_shape or card.get("input_shape") or ()) or None,
         card.get("num_classes"),
     )
@@ -94,30 +120,6 @@ def _fit_image(image, shape):
         image = tf.image.resize(image, (height, width), antialias=True)
         image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
     return image
-
-
-def _flip_and_shift(x, y):
-    """Random horizontal flips and shifts of up to AUGMENT_SHIFT pixels (zeros fill in).
-
-    Works on a whole batch, each example drawing its own flip and shift, and moves the masks of
-    segmentation examples with their images. A per-example `map` did the same at 10,000
-    examples/s on 2 cores, 4× the row GRU's training rate and competing with it for the cores;
-    a few batched ops per step cost a fraction of that.
-    """
-    segmentation = y.shape.rank >= 3
-    stacked = tf.concat([x, tf.cast(y[..., None], x.dtype)], -1) if segmentation else x
-    batch, height, width = tf.shape(stacked)[0], stacked.shape[1], stacked.shape[2]
-    flip = tf.random.uniform([batch]) < 0.5
-    stacked = tf.where(flip[:, None, None, None], tf.reverse(stacked, [2]), stacked)
-    shift = AUGMENT_SHIFT
-    padded = tf.pad(stacked, [[0, 0], [shift, shift], [shift, shift], [0, 0]])
-    rows = tf.random.uniform([batch, 1], 0, 2 * shift + 1, tf.int32) + tf.range(height)
-    cols = tf.random.uniform([batch, 1], 0, 2 * shift + 1, tf.int32) + tf.range(width)
-    stacked = tf.gather(padded, rows, axis=1, batch_dims=1)
-    stacked = tf.gather(stacked, cols, axis=2, batch_dims=1)
-    if segmentation:
-        return stacked[..., :-1], tf.cast(stacked[..., -1], y.dtype)
-    return stacked, y
 
 
 def in_memory(ds):
@@ -149,7 +151,10 @@ def pipeline(
     augment=False,
     data_dir=None,
 ):
-    """Batches of (inputs, targets) for a zoo entry, its card, or a task.
+    """Batches of (inputs, targets) for a model's card, or for a task.
+
+    A card of a model trained on a user's folder (its `data`) reads that folder
+    (`kerasrv.data.files`); every other card reads its tfds dataset.
 
     Inputs are float32 in [0, 1] of the card's input shape. Targets: class ids (or one-hot)
     for classification, per-pixel class ids for segmentation, and for next-frame prediction
@@ -157,8 +162,9 @@ def pipeline(
     in memory, shuffled (train splits), batched, normalised per batch and prefetched.
 
     Args:
-        source: a zoo entry name ("cnn_lstm"), a card (`kerasrv.zoo.info(...)`), or a task
-            name ("classification", ...) together with `dataset`.
+        source: a card (`kerasrv.zoo.info("cnn_lstm")`, or any mapping with its keys: task,
+            dataset, target, input_shape, num_classes), or a task name ("classification",
+            ...) together with `dataset`.
         split: a tfds split; slices work ("train[:90%]").
         batch_size: examples per batch.
         dataset: another tfds dataset than the entry's; any image-classification dataset
@@ -188,37 +194,54 @@ def pipeline(
             entry's input shape.
 
     Example:
-        >>> ds = pipeline("cnn_lstm", "test", batch_size=64)
+        >>> ds = pipeline(kerasrv.zoo.info("cnn_lstm"), "test", batch_size=64)
         >>> images, labels = next(iter(ds))
         >>> images.shape, labels.shape
         (TensorShape([64, 28, 28, 1]), TensorShape([64]))
     """
+    folder = None if isinstance(source, (str, tasks.Task)) else source.get("data")
     task, dataset, target, shape, num_classes = _spec_of(source, dataset, target, input_shape)
+    if folder and dataset == source.get("dataset"):  # trained on a user's folder: read it
+        found = files.scan(
+            folder["path"],
+            task,
+            seed=folder["seed"],
+            class_names=source["class_names"],
+            check=False,
+        )
+        return files.dataset(
+            found,
+            {"task": task.name, "input_shape": shape},
+            split,
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            augment=augment,
+        )
     ds, info = load_split(dataset, split, data_dir)
     features = info.features
-    input_key = "frames" if task in VIDEO_TASKS else "image"
+    input_key = task.input_name
     if input_key not in features and info.supervised_keys:
         input_key, default_target = info.supervised_keys[:2]
         target = target if target in features else default_target
     for key in (input_key, target):
         if key not in features:
             raise DatasetError(
-                f"dataset {dataset!r} has no feature {key!r} for a {task} entry; it has "
+                f"dataset {dataset!r} has no feature {key!r} for a {task.name} model; it has "
                 f"{', '.join(features.keys())}"
             )
     stored = tuple(features[input_key].shape)
     if frames is not None:
-        if task not in ("video_classification", "video_segmentation"):
-            raise ValueError(f"frames= applies to video entries, not to a {task} entry")
+        if not task.truncates_frames:
+            raise ValueError(f"frames= applies to video entries, not to a {task.name} entry")
         stored = (min(frames, stored[0]), *stored[1:])
         if shape is not None:
             shape = (stored[0], *shape[1:])
-    if task == "next_frame":
-        stored = (stored[0] - 1, *stored[1:])
+    stored = task.input_shape_of(stored)
     convert = shape is not None and stored != shape
-    if convert and task != "classification":
+    if convert and (task.video or task.per_pixel):
         raise DatasetError(
-            f"{dataset} gives {input_key} of shape {stored}, but the entry expects {shape}; "
+            f"{dataset} gives {input_key} of shape {stored}, but the model expects {shape}; "
             f"pick the dataset config that matches, or input_shape= when loading the model"
         )
 
@@ -226,7 +249,7 @@ def pipeline(
         x, y = example[input_key], example[target]
         if frames is not None:
             x = x[:frames]
-            y = y[:frames] if task == "video_segmentation" else y
+            y = y[:frames] if task.per_pixel else y  # a mask per frame
         if convert:
             x = _fit_image(x, shape)
         return x, y
@@ -238,20 +261,58 @@ def pipeline(
         count = int(ds.cardinality())
         buffer = count if 0 < count <= SHUFFLE_BUFFER else SHUFFLE_BUFFER
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    if augment and task not in ("classification", "segmentation"):
-        raise ValueError(f"augment= applies to image tasks, not to a {task} entry")
+    if augment and task.video:
+        raise ValueError(f"augment= applies to image tasks, not to a {task.name} entry")
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if augment:
-        ds = ds.map(_flip_and_shift, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(flip_and_shift, num_parallel_calls=tf.data.AUTOTUNE)
+    classes = num_classes or getattr(features[target], "num_classes", None)
 
     def normalise(x, y):
-        x = tf.cast(x, tf.float32) / 255.0
-        if task == "next_frame":
-            return x[:, :-1], x[:, 1:]
-        if one_hot and task in ("classification", "video_classification"):
-            return x, tf.one_hot(y, num_classes or features[target].num_classes)
-        return x, tf.cast(y, tf.int32)
+        return task.batch(x, y, num_classes=classes, one_hot=one_hot)
 
     return ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def arrays(source, split, *, data_dir=None, dataset=None):
+    """A split as numpy arrays (inputs, targets), in the dataset's order (no shuffling).
+
+    For what needs real samples in memory: an export's parity check, int8 calibration.
+
+    Args:
+        source: a card, as for `pipeline`.
+        split: a tfds split, usually a slice ("test[:1000]").
+        data_dir: TFDS data directory.
+        dataset: another dataset than the card's.
+
+    Returns:
+        (inputs, targets) numpy arrays.
+    """
+    ds = pipeline(source, split, 256, shuffle=False, data_dir=data_dir, dataset=dataset)
+    xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in ds))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def show(name, split="test", out=None, count=8, data_dir=None):
+    """Writes a PNG grid of a dataset's first `count` examples of a split; returns its path.
+
+    Args:
+        name: a tfds name ("fashion_mnist_local", "fashion_mnist_scenes",
+            "moving_fashion_mnist/small", ...).
+        split: which split.
+        out: PNG path; default "<name>-<split>.png" in the working directory.
+        count: number of examples (at least 1).
+        data_dir: TFDS data directory.
+    """
+    from kerasrv import pictures
+
+    if count < 1:
+        raise ValueError(f"count must be a positive integer, got {count!r}")
+    ds, info = load_split(name, f"{split}[:{count}]", data_dir)
+    examples = list(tfds.as_numpy(ds))
+    if not examples:
+        raise DatasetError(f"{name} has no examples in split {split!r}")
+    out = Path(out or f"{name.replace('/', '-')}-{split}.png")
+    return pictures.dataset_grid(examples, info.features, name, split, out)

@@ -1,4 +1,4 @@
-"""A peephole LSTM cell (Gers & Schmidhuber 2000), the cell of document 001."""
+"""A peephole LSTM cell (Gers & Schmidhuber 2000)."""
 
 import keras
 from keras import ops
@@ -8,8 +8,8 @@ from keras import ops
 class PeepholeLSTMCell(keras.layers.Layer):
     """LSTM cell whose gates also look at the cell state ("peepholes").
 
-    Keras 3 has no peephole cell; this one implements the equations of document 001 in their
-    standard form (Gers & Schmidhuber 2000; Graves 2013), with diagonal peephole weights:
+    Keras 3 has no peephole cell; this one implements the equations in their standard form
+    (Gers & Schmidhuber 2000; Graves 2013), with diagonal peephole weights:
 
         i_t = σ(W_xi x_t + W_hi h_{t-1} + w_ci ⊙ c_{t-1} + b_i)
         f_t = σ(W_xf x_t + W_hf h_{t-1} + w_cf ⊙ c_{t-1} + b_f)
@@ -18,9 +18,9 @@ class PeepholeLSTMCell(keras.layers.Layer):
         o_t = σ(W_xo x_t + W_ho h_{t-1} + w_co ⊙ c_t + b_o)
         h_t = o_t ⊙ tanh(c_t)
 
-    The input and forget gates see the previous cell state, the output gate sees the new one.
-    Document 001 also lets the candidate g_t and the output gate see c_{t-1}; neither is part of
-    the published cell, and the output gate is the one that should see the state it gates.
+    The input and forget gates see the previous cell state, the output gate sees the new one
+    (variants that let the candidate g_t or the output gate see c_{t-1} are not the published
+    cell: the output gate is the one that should see the state it gates).
 
     The weights are laid out like Keras' `LSTMCell` (gate order i, f, c, o in `kernel`,
     `recurrent_kernel` and `bias`), plus `peephole_kernel` of shape (3, units) holding w_ci, w_cf

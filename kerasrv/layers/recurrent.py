@@ -7,7 +7,7 @@ from kerasrv.layers.peephole import PeepholeLSTMCell
 CELLS = ("lstm", "gru", "simple", "peephole")
 
 
-def recurrent(cell, units, *, return_sequences=False, unroll=False, name=None):
+def recurrent(cell, units, *, return_sequences=False, unroll=False, name=None, dtype=None):
     """Builds a recurrent layer by cell name.
 
     LSTM and GRU keep Keras' defaults, which are the cuDNN conditions on a GPU (tanh and sigmoid
@@ -21,6 +21,7 @@ def recurrent(cell, units, *, return_sequences=False, unroll=False, name=None):
         return_sequences: return every step's output, not only the last.
         unroll: unroll the time loop (needs a static number of steps).
         name: layer name.
+        dtype: dtype policy (default: the global policy).
 
     Returns:
         A `keras.layers.RNN` subclass instance.
@@ -30,7 +31,7 @@ def recurrent(cell, units, *, return_sequences=False, unroll=False, name=None):
         >>> layer(keras.ops.zeros((2, 28, 28))).shape
         (2, 28, 64)
     """
-    common = {"return_sequences": return_sequences, "unroll": unroll, "name": name}
+    common = {"return_sequences": return_sequences, "unroll": unroll, "name": name, "dtype": dtype}
     if cell == "lstm":
         return keras.layers.LSTM(units, **common)
     if cell == "gru":
@@ -38,7 +39,7 @@ def recurrent(cell, units, *, return_sequences=False, unroll=False, name=None):
     if cell == "simple":
         return keras.layers.SimpleRNN(units, **common)
     if cell == "peephole":
-        return keras.layers.RNN(PeepholeLSTMCell(units), **common)
+        return keras.layers.RNN(PeepholeLSTMCell(units, dtype=dtype), **common)
     raise ValueError(f"unknown recurrent cell {cell!r}; expected one of {', '.join(CELLS)}")
 
 

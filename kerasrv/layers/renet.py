@@ -40,13 +40,19 @@ class ReNet(keras.layers.Layer):
         self.patch_size = patch_size
         self.cell = cell
         self.unroll = unroll
+        # The sweeps compute in this layer's dtype policy (mixed precision included).
+        policy = self.dtype_policy
         self.horizontal = keras.layers.Bidirectional(
-            recurrent(cell, units, return_sequences=True, unroll=unroll, name="rows"),
+            recurrent(cell, units, return_sequences=True, unroll=unroll, name="rows", dtype=policy),
             name="horizontal",
+            dtype=policy,
         )
         self.vertical = keras.layers.Bidirectional(
-            recurrent(cell, units, return_sequences=True, unroll=unroll, name="columns"),
+            recurrent(
+                cell, units, return_sequences=True, unroll=unroll, name="columns", dtype=policy
+            ),
             name="vertical",
+            dtype=policy,
         )
 
     def build(self, input_shape):

@@ -104,4 +104,7 @@ class FrameWise(keras.layers.Wrapper):
         steps = inputs.shape[1] if inputs.shape[1] is not None else ops.shape(inputs)[1]
         frames = ops.reshape(inputs, (-1, *inputs.shape[2:]))
         outputs = self.layer(frames, training=training)
+        # In this layer's compute dtype, as Keras' own wrappers return (Bidirectional): the
+        # wrapped layer may have been built under another dtype policy.
+        outputs = ops.cast(outputs, self.compute_dtype)
         return ops.reshape(outputs, (-1, steps, *outputs.shape[1:]))

@@ -1,0 +1,266 @@
+"""The benchmark report: BENCHMARKS.md and a chart, from a results JSON of `kerasrv bench`."""
+
+import json
+from pathlib import Path
+
+from kerasrv import zoo
+from kerasrv.bench.runner import RESULTS, TRAIN_ROUNDS
+from kerasrv.bench.textbooks import training_goal
+
+
+def _goal_rows(name, e):
+    arch = name.split(".")[0]
+    need = training_goal(arch)
+    rows = [
+        (
+            f"training ×{e['train_speedup_vs_textbook']:.2f} vs textbook (goal ≥ {need})",
+            e["train_speedup_vs_textbook"] >= need,
+        )
+    ]
+    ratio = e["inference"]["tflite_1thread"]["latency_vs_saved_model"]
+    rows.append((f"TFLite latency ×{ratio:.2f} of SavedModel (goal ≤ 0.2)", ratio <= 0.2))
+    if arch in ("cnn_lstm", "renet"):
+        share = e["fraction_of_matmul_flops"]
+        rows.append((f"{100 * share:.0f}% of matmul FLOP/s (goal ≥ 25%)", share >= 0.25))
+    rows.append(
+        (
+            f"pipeline ×{e['pipeline_vs_training']:.1f} of training (goal ≥ 5)",
+            e["pipeline_vs_training"] >= 5,
+        )
+    )
+    return rows
+
+
+def _profile_differences(profile, count=4):
+    entry, book = profile["entry"]["by_op_type"], profile["textbook"]["by_op_type"]
+    differences = {k: entry.get(k, 0.0) - book.get(k, 0.0) for k in {*entry, *book}}
+    largest = sorted(differences.items(), key=lambda kv: -abs(kv[1]))[:count]
+    return ", ".join(f"{k} {v:+.1f}" for k, v in largest)
+
+
+def report(results_path=RESULTS, markdown=None, chart=None):
+    """Writes the Markdown report and a PNG chart from a results JSON; returns their paths.
+
+    Both go beside the results file unless given: `BENCHMARKS.md` and `chart.png`.
+    """
+    results_path = Path(results_path)
+    markdown = Path(markdown) if markdown else results_path.parent / "BENCHMARKS.md"
+    chart = Path(chart) if chart else results_path.parent / "chart.png"
+    results = json.loads(results_path.read_text())
+    m, entries = results["machine"], results["entries"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured by `kerasrv bench{' --quick' if results['quick'] else ''}` on {m['date']}: "
+        f"{m['hardware']}; {m['platform']}; "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+        + ".",
+        f"A {2048}×{2048} float32 matmul runs at {results['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s "
+        "here. Ratios compare numbers taken in this one run; absolute times on a shared CPU are "
+        "noisy.",
+        "",
+    ]
+    if results["quick"]:
+        lines += ["**Quick run**: small inputs and few steps; a smoke test, not a measurement.", ""]
+    later = {n: e["measured"] for n, e in entries.items() if e.get("measured", "") > m["date"]}
+    if later:  # kerasrv bench NAMES --update
+        lines += [
+            "**Measured again later** (`kerasrv bench NAME --update`; each entry's ratios come "
+            "from its own run): " + ", ".join(f"{n} on {date}" for n, date in later.items()) + ".",
+            "",
+        ]
+    missing = [name for name in zoo.list_models() if name not in entries]
+    if missing:  # an interrupted run, or one given names
+        lines += [f"**Not measured in this run**: {', '.join(missing)}.", ""]
+
+    def table(header, rows):
+        lines.extend(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)])
+        lines.extend("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
+        lines.append("")
+
+    lines += [
+        "## Training",
+        "",
+        f"Samples/s are each model's best of {TRAIN_ROUNDS} timed rounds, the entry's and the "
+        "textbook's alternating, on one repeated batch of the recipe's size.",
+        "",
+    ]
+    table(
+        [
+            "entry",
+            "input",
+            "batch",
+            "samples/s",
+            "textbook samples/s",
+            "× textbook",
+            "GFLOPs/sample",
+            "GFLOP/s",
+            "% of matmul",
+            "peak RSS MB",
+        ],
+        [
+            [
+                n,
+                "×".join(map(str, e["input_shape"])),
+                e["batch_size"],
+                f"{e['train_samples_per_s']:.0f}",
+                f"{e['textbook_train_samples_per_s']:.1f}",
+                f"{e['train_speedup_vs_textbook']:.2f}",
+                f"{e['train_flops_per_sample'] / 1e9:.3f}",
+                f"{e['train_flops_per_s'] / 1e9:.1f}",
+                f"{100 * e['fraction_of_matmul_flops']:.0f}",
+                f"{e['train_peak_rss_mb']:.0f}",
+            ]
+            for n, e in entries.items()
+        ],
+    )
+    lines += [
+        "### Where training time goes",
+        "",
+        "Kernel time of one training step from the TF profiler, summed over threads: the entry's "
+        "and the textbook's, and the op types where the entry spends the most more (or less).",
+        "",
+    ]
+    table(
+        ["entry", "kernel ms/step", "textbook kernel ms/step", "largest differences, ms/step"],
+        [
+            [
+                n,
+                f"{e['train_profile']['entry']['kernel_ms_per_step']:.1f}",
+                f"{e['train_profile']['textbook']['kernel_ms_per_step']:.1f}",
+                _profile_differences(e["train_profile"]),
+            ]
+            for n, e in entries.items()
+        ],
+    )
+    runtimes = list(next(iter(entries.values()))["inference"])
+    wide = [n for n in entries if zoo.get_entry(n).int8_activations == 16]
+    lines += ["## Inference: batch-1 latency, ms (× the SavedModel signature)", ""]
+    if wide:
+        lines += [
+            f"`tflite_int8` is the full-integer file each entry ships; for {', '.join(wide)} "
+            "it has int16 activations (TFLite's 16x8 mode, slower kernels), which their "
+            "recurrent state needs to agree with Keras.",
+            "",
+        ]
+    table(
+        ["entry", *runtimes],
+        [
+            [
+                n,
+                *(
+                    f"{e['inference'][r]['latency_ms_batch_1']:.2f} "
+                    f"(×{e['inference'][r]['latency_vs_saved_model']:.2f})"
+                    for r in runtimes
+                ),
+            ]
+            for n, e in entries.items()
+        ],
+    )
+    batch = next(iter(entries.values()))["inference_batch_size"]
+    lines += [f"## Inference: throughput at batch {batch}, samples/s", ""]
+    table(
+        ["entry", *runtimes],
+        [
+            [n, *(f"{e['inference'][r]['samples_per_s_batch_64']:.0f}" for r in runtimes)]
+            for n, e in entries.items()
+        ],
+    )
+    lines += ["## Artifacts and memory", ""]
+    table(
+        [
+            "entry",
+            ".keras MB",
+            "SavedModel MB",
+            "TFLite MB",
+            "TFLite int8 MB",
+            "TFLite inference peak RSS MB",
+        ],
+        [
+            [
+                n,
+                *(
+                    f"{e['artifact_bytes'][k] / 1e6:.2f}"
+                    for k in ("keras", "saved_model", "tflite", "tflite_int8")
+                ),
+                f"{e['tflite_peak_rss_mb']:.0f}" if e["tflite_peak_rss_mb"] else "—",
+            ]
+            for n, e in entries.items()
+        ],
+    )
+    lines += ["## Input pipeline", ""]
+    table(
+        ["entry", "dataset", "examples/s", "× training samples/s"],
+        [
+            [
+                n,
+                e["pipeline_dataset"],
+                f"{e['pipeline_examples_per_s']:.0f}",
+                f"{e['pipeline_vs_training']:.1f}",
+            ]
+            for n, e in entries.items()
+        ],
+    )
+    compared = {n: e["comparison"] for n, e in entries.items() if "comparison" in e}
+    if compared:
+        lines += ["## Test metric after the same training (entry vs textbook)", ""]
+        table(
+            ["entry", "train examples × epochs", "entry", "textbook"],
+            [
+                [
+                    n,
+                    f"{c['train_examples']} × {c['epochs']}",
+                    ", ".join(f"{k} {v:.3f}" for k, v in c["entry"].items()),
+                    ", ".join(f"{k} {v:.3f}" for k, v in c["textbook"].items()),
+                ]
+                for n, c in compared.items()
+            ],
+        )
+    lines += ["## Goals", ""]
+    for n, e in entries.items():
+        lines.append(
+            f"- **{n}**: "
+            + "; ".join(f"{text} {'✓' if ok else '✗'}" for text, ok in _goal_rows(n, e))
+        )
+    lines.append("")
+    markdown.write_text("\n".join(lines))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(entries)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 0.45 * len(names) + 1.8), sharey=True)
+    panels = [
+        (
+            "training samples/s × textbook",
+            [entries[n]["train_speedup_vs_textbook"] for n in names],
+            [training_goal(n.split(".")[0]) for n in names],
+        ),
+        (
+            "TFLite batch-1 latency × SavedModel",
+            [entries[n]["inference"]["tflite_1thread"]["latency_vs_saved_model"] for n in names],
+            0.2,
+        ),
+        (
+            "pipeline examples/s × training",
+            [entries[n]["pipeline_vs_training"] for n in names],
+            5.0,
+        ),
+    ]
+    for ax, (title, values, goal) in zip(axes, panels):
+        ax.barh(names, values, color="tab:blue")
+        if isinstance(goal, list):  # a goal per entry
+            ax.scatter(goal, names, marker="|", s=400, color="tab:red", label="goal", zorder=3)
+        else:
+            ax.axvline(goal, color="tab:red", linestyle="--", label=f"goal {goal}")
+        ax.set_xscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"kerasrv bench, {m['hardware']}, {m['date'][:10]}", fontsize=10)
+    fig.tight_layout()
+    chart.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(chart, dpi=100)
+    plt.close(fig)
+    return markdown, chart

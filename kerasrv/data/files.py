@@ -1,0 +1,471 @@
+"""A user's own data from disk: images in class folders, image/mask pairs, videos in class folders.
+
+    image folders      PATH/<class>/<image>         .png .jpg .jpeg .bmp .gif
+    image/mask pairs   PATH/images/<name>.<ext>     PATH/masks/<name>.png  (pixel value = class id)
+    video folders      PATH/<class>/<video>         .mp4 .avi .webm .mkv .mov
+
+Class names are the folder names in sorted order (for masks, the lines of an optional
+PATH/classes.txt, else class_0, class_1, ... up to the largest id in the masks). Splits: a
+`train/` folder with `val/` (or `validation/`) and `test/` beside it are used as they are;
+otherwise PATH is the training pool and the held-out split is Keras' rule for
+`image_dataset_from_directory`: the files shuffled with the seed, the last 10% held out. The
+held-out split measures the model when there is no `test/` folder.
+
+Every file is checked when the folder is read, before anything is trained or written: an
+unreadable image, mask or video, an empty class folder, a mask without its image or one holding
+a class id the model does not have is a one-line `DatasetError` naming the file.
+
+Images are read as Keras' `image_dataset_from_directory` reads them (the same files, classes and
+held-out split, bilinear resizing), in `tf.data`; videos are decoded by OpenCV
+(opencv-python-headless: its FFmpeg read 16×112×112 clips from mp4 about 3× faster than PyAV and
+6× faster than imageio-ffmpeg here), in parallel inside `tf.data`, never held in memory whole.
+A clip is `frames` frames at a fixed stride (the video's length over `frames`): centred for
+evaluation, at a random offset for training.
+
+Example:
+    >>> from kerasrv.data import files
+    >>> found = files.scan("my_photos", "classification")
+    >>> found.class_names, len(found.train), len(found.validation)
+"""
+
+import dataclasses
+import functools
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from kerasrv import tasks
+from kerasrv.data.augment import flip_and_shift
+from kerasrv.data.idx import DatasetError
+
+IMAGE_SUFFIXES = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+)  # what image_dataset_from_directory reads
+VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov")
+VALIDATION_FRACTION = 0.1
+LAYOUTS = {
+    "classification": "image folders",
+    "segmentation": "image/mask pairs",
+    "video_classification": "video folders",
+}
+
+
+@dataclasses.dataclass
+class Found:
+    """A checked folder of data: its classes and the files of each split.
+
+    Attributes:
+        path: the folder.
+        layout: "image folders", "image/mask pairs" or "video folders".
+        class_names: the classes, in the order of the model's outputs.
+        train: training items: (file, class id) or (image, mask) pairs.
+        validation: held-out items (a val/ folder, or Keras' seeded rule).
+        test: test items (a test/ folder), or None.
+        seed: the seed of the held-out rule.
+        channels: 3 when any image or video has colour, else 1.
+    """
+
+    path: Path
+    layout: str
+    class_names: list
+    train: list
+    validation: list
+    test: list | None
+    seed: int
+    channels: int
+
+    def split(self, name):
+        """The items of "train", "validation" or "test" (the held-out split without test/)."""
+        if name == "train":
+            return self.train
+        if name == "validation":
+            return self.validation
+        if name == "test":
+            return self.test if self.test is not None else self.validation
+        raise ValueError(f"splits of a data folder are train, validation and test, got {name!r}")
+
+    def record(self):
+        """What a card records of the data a model was trained on."""
+        if self.test is not None:
+            measured_on = "test/"
+        elif _split_dirs(self.path)[1] is not None:
+            measured_on = "val/"
+        else:
+            measured_on = f"the last 10% of the files shuffled with seed {self.seed}"
+        return {
+            "path": str(self.path),
+            "layout": self.layout,
+            "seed": self.seed,
+            "train": len(self.train),
+            "validation": len(self.validation),
+            "test": len(self.test) if self.test is not None else None,
+            "measured_on": measured_on,
+        }
+
+
+def _split_dirs(path):
+    train = path / "train"
+    if not train.is_dir():
+        return None, None, None
+    val = next((path / n for n in ("val", "validation") if (path / n).is_dir()), None)
+    test = path / "test" if (path / "test").is_dir() else None
+    return train, val, test
+
+
+def _held_out(items, seed):
+    """Keras' rule (`image_dataset_from_directory`): shuffle with the seed, hold out the end."""
+    items = list(items)
+    order = np.random.RandomState(seed).permutation(len(items))
+    items = [items[i] for i in order]
+    held = int(VALIDATION_FRACTION * len(items))
+    if held < 1:
+        raise DatasetError(
+            f"{len(items)} files are too few to hold 10% out for validation: add more, or a "
+            f"val/ folder beside a train/ folder"
+        )
+    return items[:-held], items[-held:]
+
+
+# --- scanning and checking -----------------------------------------------------------------------
+
+
+def scan(path, task, *, seed=0, class_names=None, check=True):
+    """Reads and checks a data folder for a task.
+
+    Args:
+        path: the folder.
+        task: the task (name or `kerasrv.tasks.Task`) whose layout it holds.
+        seed: the seed of the held-out rule.
+        class_names: the classes a model already has (evaluating a trained run on new data):
+            the folder must hold these.
+        check: read every file once to check it (off: list them only, for a folder that was
+            checked when its model was trained).
+
+    Returns:
+        A `Found`.
+
+    Raises:
+        DatasetError: not a folder of this layout, or a file that cannot be used (named).
+    """
+    task = tasks.get(task)
+    if task.name not in LAYOUTS:
+        raise DatasetError(
+            f"kerasrv reads folders of data for {', '.join(LAYOUTS)} models, not for a "
+            f"{task.name} model; give it a prepared TFDS dataset instead"
+        )
+    path = Path(path)
+    if not path.is_dir():
+        raise DatasetError(f"--data {path} is not a folder")
+    train_dir, val_dir, test_dir = _split_dirs(path)
+    pool = train_dir or path
+    if task.name == "segmentation":
+        read = functools.partial(_pairs, known=class_names)
+    else:
+        suffixes = VIDEO_SUFFIXES if task.video else IMAGE_SUFFIXES
+        read = functools.partial(_class_folders, suffixes=suffixes, known=class_names)
+    names, items = read(pool)
+    if val_dir is not None:
+        train = items
+        _, validation = read(val_dir, expect=names)
+    else:
+        train, validation = _held_out(items, seed)
+    test = read(test_dir, expect=names)[1] if test_dir is not None else None
+    everything = [*train, *validation, *(test or [])] if check or names is None else []
+    checker = _check_video if task.video else _check_pair if task.per_pixel else _check_image
+    count = len(names) if names else None
+    with ThreadPoolExecutor(max(2, os.cpu_count() or 1)) as workers:
+        checked = list(workers.map(lambda item: checker(item, count), everything))
+    colours = [c for c, _ in checked]
+    if names is None:  # masks without classes.txt: the classes their ids reach
+        names = [f"class_{i}" for i in range(max(2, max(m for _, m in checked) + 1))]
+    return Found(
+        path=path.resolve(),
+        layout=LAYOUTS[task.name],
+        class_names=names,
+        train=train,
+        validation=validation,
+        test=test,
+        seed=seed,
+        channels=3 if any(c == 3 for c in colours) else 1,
+    )
+
+
+def _class_folders(root, *, suffixes, known, expect=None):
+    """(class names, [(file, class id)]) of a folder of class folders."""
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    if not folders:
+        raise DatasetError(
+            f"{root} holds no class folders: expected {root}/<class>/<file> with files ending "
+            f"in {', '.join(suffixes)}"
+        )
+    names = [p.name for p in folders]
+    wanted = expect or known
+    if wanted is not None and names != list(wanted):
+        raise DatasetError(
+            f"{root} holds the classes {', '.join(names)}, expected {', '.join(wanted)}"
+        )
+    items = []
+    for label, folder in enumerate(folders):
+        found = sorted(p for p in folder.rglob("*") if p.is_file())
+        usable = [p for p in found if p.suffix.lower() in suffixes]
+        if not usable:
+            others = f" (it holds {found[0].name}, ...)" if found else ""
+            raise DatasetError(
+                f"class folder {folder} holds no file ending in {', '.join(suffixes)}{others}"
+            )
+        items.extend((p, label) for p in usable)
+    return names, items
+
+
+def _pairs(root, *, known, expect=None):
+    """(class names, [(image, mask)]) of images/ and masks/ matched by file name."""
+    images_dir, masks_dir = root / "images", root / "masks"
+    for folder in (images_dir, masks_dir):
+        if not folder.is_dir():
+            raise DatasetError(
+                f"{root} has no {folder.name}/ folder: expected {root}/images/<name>.png and "
+                f"{root}/masks/<name>.png (mask pixel value = class id)"
+            )
+    images = {p.stem: p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    masks = {p.stem: p for p in masks_dir.iterdir() if p.is_file()}
+    for stem, mask in sorted(masks.items()):
+        if stem not in images:
+            raise DatasetError(f"mask {mask} has no image of the same name in {images_dir}")
+    for stem, image in sorted(images.items()):
+        if stem not in masks:
+            raise DatasetError(f"image {image} has no mask of the same name in {masks_dir}")
+    if not images:
+        raise DatasetError(f"{images_dir} holds no images")
+    names = expect or known or _mask_classes(root)
+    return list(names) if names else None, [(images[s], masks[s]) for s in sorted(images)]
+
+
+def _mask_classes(root):
+    listing = root / "classes.txt"
+    if not listing.exists() and (root.parent / "classes.txt").exists():
+        listing = root.parent / "classes.txt"  # beside train/ and val/
+    if listing.exists():
+        names = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+        if len(names) < 2:
+            raise DatasetError(f"{listing} names {len(names)} class; a mask needs at least 2")
+        return names
+    return None  # counted from the masks once they are read
+
+
+def _check_image(item, num_classes):
+    import cv2
+
+    path = item[0]
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise DatasetError(f"cannot read image {path}: not a readable image file")
+    return (3 if image.ndim == 3 and image.shape[-1] >= 3 and _coloured(image) else 1), None
+
+
+def _coloured(image):
+    channels = image[..., :3].astype(np.int16)
+    return bool((channels != channels[..., :1]).any())
+
+
+def _check_pair(item, num_classes):
+    import cv2
+
+    image_path, mask_path = item
+    channels, _ = _check_image((image_path,), num_classes)
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
+    if mask is None or mask.size == 0:
+        raise DatasetError(f"cannot read mask {mask_path}: not a readable image file")
+    image = cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
+    if mask.shape[:2] != image.shape[:2]:
+        raise DatasetError(
+            f"mask {mask_path} is {mask.shape[1]}×{mask.shape[0]}, its image "
+            f"{image.shape[1]}×{image.shape[0]}"
+        )
+    if mask.ndim == 3:
+        if (mask[..., :3] != mask[..., :1]).any():
+            raise DatasetError(f"mask {mask_path} has colours: a mask's pixel value is a class id")
+        mask = mask[..., 0]
+    if num_classes is not None and int(mask.max()) >= num_classes:
+        raise DatasetError(
+            f"mask {mask_path} holds class id {int(mask.max())}, but there are {num_classes} "
+            f"classes (0–{num_classes - 1})"
+        )
+    return channels, int(mask.max())
+
+
+def _check_video(item, num_classes):
+    import cv2
+
+    path = item[0]
+    capture = cv2.VideoCapture(str(path))
+    try:
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        ok, frame = capture.read()
+    finally:
+        capture.release()
+    if not ok or frame is None or count < 1:
+        raise DatasetError(f"cannot read video {path}: no decodable frame")
+    return (3 if _coloured(frame) else 1), None
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def clip_indices(count, frames, offset=None):
+    """Which frames of a video of `count` frames make a clip of `frames`.
+
+    The stride is count // frames (at least 1): the clip spans the video. `offset` None
+    centres the clip (evaluation); a number in [0, 1) places it (training draws it at random).
+    A video shorter than the clip repeats its last frame.
+    """
+    stride = max(1, count // frames)
+    span = stride * (frames - 1) + 1
+    room = max(0, count - span)
+    start = room // 2 if offset is None else int(offset * (room + 1))
+    return np.minimum(start + stride * np.arange(frames), count - 1)
+
+
+def read_clip(path, shape, offset=None):
+    """A clip (frames, height, width, channels) uint8 of a video file, resized to `shape`."""
+    import cv2
+
+    frames, height, width, channels = shape
+    capture = cv2.VideoCapture(str(path))
+    try:
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        wanted = clip_indices(max(count, 1), frames, offset)
+        picked, last = {}, None
+        for index in range(int(wanted.max()) + 1):
+            if not capture.grab():
+                break
+            if index in wanted:
+                ok, frame = capture.retrieve()
+                if ok:
+                    picked[index] = last = frame
+        if last is None:
+            raise DatasetError(f"cannot read video {path}: no decodable frame")
+    finally:
+        capture.release()
+    clip = np.stack([_frame(picked.get(i, last), height, width, channels) for i in wanted])
+    return clip
+
+
+def _frame(frame, height, width, channels):
+    import cv2
+
+    if frame.shape[:2] != (height, width):
+        frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    if channels == 1:
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)[..., None]
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def read_image(path, shape):
+    """An image file as (height, width, channels) uint8 in the model's size and colour."""
+    import cv2
+
+    height, width, channels = shape
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(f"cannot read image {path}: not a readable image file")
+    return _frame(image, height, width, channels)
+
+
+_SLICE = re.compile(r"^(\w+)(?:\[(-?\d*):(-?\d*)\])?$")
+
+
+def _items(found, split):
+    match = _SLICE.match(split)
+    if not match:
+        raise ValueError(f"a data folder's split is train, validation or test[:N], got {split!r}")
+    name, start, stop = match.groups()
+    items = found.split(name)
+    return items[int(start) if start else None : int(stop) if stop else None]
+
+
+def dataset(found, card, split, batch_size, *, shuffle=None, seed=0, augment=False):
+    """Batches of (inputs, targets) from a checked folder, shaped for a model's card.
+
+    Args:
+        found: what `scan` read.
+        card: the model's card (task, input shape).
+        split: "train", "validation" or "test", sliced like tfds' ("test[:500]").
+        batch_size: examples per batch.
+        shuffle: shuffle the files (default: for the train split).
+        seed: shuffling and clip-offset seed.
+        augment: random flips and shifts (image tasks).
+
+    Returns:
+        A `tf.data.Dataset` of (inputs float32 in [0, 1], targets), as `pipeline` gives.
+    """
+    task = tasks.get(card["task"])
+    shape = tuple(card["input_shape"])
+    items = _items(found, split)
+    if not items:
+        raise DatasetError(f"{found.path} has no examples in split {split!r}")
+    training = split.startswith("train")
+    first, second = (list(column) for column in zip(*items))
+    ds = tf.data.Dataset.from_tensor_slices(
+        ([str(p) for p in first], [str(p) for p in second] if task.per_pixel else second)
+    )
+    if training if shuffle is None else shuffle:
+        ds = ds.shuffle(len(items), seed=seed, reshuffle_each_iteration=True)
+    if task.video:
+        ds = _decoded_clips(ds, shape, training, seed)
+    elif task.per_pixel:
+        ds = ds.map(lambda x, y: _image_and_mask(x, y, shape), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda x, y: (_image(x, shape), y), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if augment:
+        if task.video:
+            raise ValueError(f"augment= applies to image tasks, not to a {task.name} model")
+        ds = ds.map(flip_and_shift, num_parallel_calls=tf.data.AUTOTUNE)
+    classes = len(found.class_names)
+    ds = ds.map(
+        lambda x, y: task.batch(x, y, num_classes=classes), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _image(path, shape):
+    """An image file decoded as `image_dataset_from_directory` does: bilinear resize, uint8."""
+    height, width, channels = shape
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    if channels == 1:
+        image = tf.image.rgb_to_grayscale(image)
+    image = tf.image.resize(image, (height, width))
+    image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    return tf.ensure_shape(image, shape)
+
+
+def _image_and_mask(image_path, mask_path, shape):
+    mask = tf.io.decode_image(tf.io.read_file(mask_path), channels=1, expand_animations=False)
+    mask = tf.image.resize(mask, shape[:2], method="nearest")[..., 0]  # class ids stay ids
+    return _image(image_path, shape), tf.ensure_shape(tf.cast(mask, tf.uint8), shape[:2])
+
+
+def _decoded_clips(ds, shape, training, seed):
+    """Clips decoded by OpenCV, several at once (it releases Python's lock while it decodes)."""
+    import cv2
+
+    cv2.setNumThreads(1)  # tf.data runs the decoders in parallel; OpenCV's own pool would fight
+
+    def decode(path, offset):
+        offset = float(offset) if training else None
+        return read_clip(path.decode(), shape, offset)
+
+    def load(path, label):
+        offset = tf.random.uniform([], seed=seed) if training else tf.constant(0.0)
+        clip = tf.numpy_function(decode, [path, offset], tf.uint8, stateful=training)
+        return tf.ensure_shape(clip, shape), label
+
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)

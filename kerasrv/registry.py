@@ -1,0 +1,170 @@
+"""The registry of architectures and their named entries. It imports nothing of kerasrv.
+
+An architecture is a builder function registered with `@architecture`; an entry is a named,
+trained configuration of one (`cnn_lstm.fmnist`), declared with `register(...)` at the bottom of
+the architecture's file. The bare architecture name means its default entry. This is the model
+of timm's `_registry.py`: architecture files import this module, the zoo imports the
+architecture files, so nothing here knows which architectures exist.
+
+Example:
+    >>> from kerasrv import registry
+    >>> @registry.architecture
+    ... def tiny(input_shape=(28, 28, 1), num_classes=10): ...
+    >>> registry.register("tiny.demo", task="classification", dataset="fashion_mnist_local",
+    ...                   target="label", class_names=None, description="", recipe={})
+"""
+
+import dataclasses
+import difflib
+import fnmatch
+
+
+class UnknownModelError(KeyError):
+    """An entry or architecture name the zoo does not know; the message lists the closest names."""
+
+    def __str__(self):
+        return str(self.args[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A named configuration of an architecture, and what it was trained to do.
+
+    Attributes:
+        name: "architecture.tag".
+        builder: the architecture's builder function.
+        args: the builder's arguments (input_shape, num_classes and hyperparameters).
+        task: the name of its task (`kerasrv.tasks` holds each task's rules).
+        dataset: the tfds dataset it learns from ("fashion_mnist_local", ...).
+        target: the dataset feature it predicts ("label", "motion", "masks", "frames").
+        class_names: names of the output classes, or None for next-frame prediction.
+        description: one line for `kerasrv list`.
+        recipe: `kerasrv train` defaults: epochs, batch_size, and augment (random flips and
+            shifts of the training images).
+        int8_activations: activation width of the full-integer TFLite export (`tflite_int8`):
+            8, or 16 for TFLite's 16x8 mode (int8 weights, int16 activations), for entries
+            whose LSTM state loses their answers in 8 bits. Both run on integer kernels only.
+    """
+
+    name: str
+    builder: object
+    args: dict
+    task: str
+    dataset: str
+    target: str
+    class_names: tuple | None
+    description: str
+    recipe: dict
+    int8_activations: int = 8
+
+    @property
+    def architecture(self):
+        return self.name.partition(".")[0]
+
+    @property
+    def tag(self):
+        return self.name.partition(".")[2]
+
+
+_ARCHITECTURES = {}
+_ENTRIES = {}
+_DEFAULT_TAG = {}
+
+
+def architecture(builder):
+    """Registers a builder function as an architecture named after the function."""
+    _ARCHITECTURES[builder.__name__] = builder
+    return builder
+
+
+def register(
+    name,
+    *,
+    task,
+    dataset,
+    target,
+    class_names,
+    description,
+    recipe,
+    default=False,
+    int8_activations=8,
+    **args,
+):
+    """Declares a zoo entry `name` ("architecture.tag") built with the builder arguments `args`.
+
+    `recipe` holds the training defaults (`epochs`, `batch_size`, `augment`) of `kerasrv train`;
+    `int8_activations` (8 or 16) is the activation width of its full-integer TFLite export.
+    """
+    arch, _, tag = name.partition(".")
+    if arch not in _ARCHITECTURES:
+        raise ValueError(f"entry {name!r}: no architecture {arch!r} is registered")
+    if not tag:
+        raise ValueError(f"entry {name!r}: names are 'architecture.tag'")
+    if name in _ENTRIES:
+        raise ValueError(f"entry {name!r} is registered twice")
+    if int8_activations not in (8, 16):
+        raise ValueError(f"entry {name!r}: int8_activations must be 8 or 16")
+    _ENTRIES[name] = Entry(
+        name=name,
+        builder=_ARCHITECTURES[arch],
+        args=args,
+        task=task,
+        dataset=dataset,
+        target=target,
+        class_names=tuple(class_names) if class_names else None,
+        description=description,
+        recipe=recipe,
+        int8_activations=int8_activations,
+    )
+    if default or arch not in _DEFAULT_TAG:
+        _DEFAULT_TAG[arch] = name
+
+
+def list_models(pattern="*"):
+    """Sorted names of the entries matching an `fnmatch` pattern ("*lstm*", "row_rnn.*")."""
+    return sorted(name for name in _ENTRIES if fnmatch.fnmatchcase(name, pattern))
+
+
+def list_architectures():
+    """Sorted names of the registered architectures."""
+    return sorted(_ARCHITECTURES)
+
+
+def get_architecture(name):
+    """The builder function of an architecture name.
+
+    Raises:
+        UnknownModelError: the name is not an architecture; the message lists the closest names.
+    """
+    if name in _ARCHITECTURES:
+        return _ARCHITECTURES[name]
+    raise UnknownModelError(f"unknown architecture {name!r}; {_suggest(name, _ARCHITECTURES)}")
+
+
+def get_entry(name):
+    """The `Entry` for an entry name or a bare architecture name (its default entry).
+
+    Raises:
+        UnknownModelError: the name is unknown; the message lists the closest names.
+    """
+    if name in _ENTRIES:
+        return _ENTRIES[name]
+    if name in _DEFAULT_TAG:
+        return _ENTRIES[_DEFAULT_TAG[name]]
+    raise UnknownModelError(f"unknown model {name!r}; {_suggest(name, [*_ENTRIES, *_DEFAULT_TAG])}")
+
+
+def default_entry(architecture_name):
+    """The default entry of an architecture, or None when it has no entry."""
+    name = _DEFAULT_TAG.get(architecture_name)
+    return _ENTRIES[name] if name else None
+
+
+def _suggest(name, known):
+    known = sorted(known)
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+    if not close:  # typos in the tag alone, e.g. "row_rnn.lsmt"
+        arch = str(name).partition(".")[0]
+        close = [n for n in known if n.startswith(arch + ".")][:3]
+    listing = "the zoo lists them with `kerasrv list` (or kerasrv.zoo.list_models())"
+    return f"did you mean {', '.join(close)}? ({listing})" if close else listing

@@ -1,0 +1,463 @@
+"""What each task means, in one place: one object per task (the model of keras-hub's `Task`).
+
+A task owns what every model of that task shares:
+
+- the names of its input and output (SavedModel signatures are keyed by them) and the dataset
+  feature it predicts by default;
+- how a batch read from a dataset becomes (inputs, targets);
+- the compile settings (loss, metrics, learning rate) and the validation metric that picks
+  the best epoch;
+- the evaluation metrics, computed once here for `kerasrv evaluate`, the cards, the export
+  parity report and the demo;
+- how far an export's answers may stray from Keras' (its parity measure and threshold);
+- a synthetic batch for a quick benchmark, and the pictures of an evaluation.
+
+A new task is one object here plus the architecture that uses it.
+
+Example:
+    >>> from kerasrv import tasks
+    >>> task = tasks.get("segmentation")
+    >>> task.input_name, task.output_name, task.monitor
+    ('image', 'mask', ('val_mean_iou', 'max'))
+"""
+
+import numpy as np
+
+EPSILON = 1e-7  # Keras' clipping of probabilities in binary cross-entropy
+
+
+# --- metrics, each defined once ----------------------------------------------------------------
+
+
+def confusion_matrix(labels, predicted, num_classes):
+    """Counts of (true class, predicted class) pairs: rows are the truth, columns the prediction.
+
+    Args:
+        labels: integer class ids, any shape.
+        predicted: integer class ids of the same shape.
+        num_classes: K.
+
+    Returns:
+        An int64 (K, K) array.
+    """
+    labels = np.asarray(labels, np.int64).ravel()
+    predicted = np.asarray(predicted, np.int64).ravel()
+    k = num_classes
+    return np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k)
+
+
+def intersection_over_union(confusion):
+    """Per-class IoU from a confusion matrix, and the mean over the classes that occur.
+
+    A class that is neither in the truth nor in the prediction has no IoU; it is left out of the
+    mean (and reported as 0 per class), so a test set without bags does not count bags as 0.
+
+    Returns:
+        (mean IoU, per-class IoU array).
+    """
+    confusion = np.asarray(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - np.diag(confusion)
+    iou = np.diag(confusion) / np.maximum(union, 1)
+    return float(iou[union > 0].mean()), iou
+
+
+def binary_cross_entropy(target, prediction):
+    """Element-wise binary cross-entropy, with Keras' clipping of the prediction."""
+    p = np.clip(prediction, EPSILON, 1 - EPSILON)
+    return -(target * np.log(p) + (1 - target) * np.log(1 - p))
+
+
+def ssim(a, b):
+    """SSIM of each image pair in batches a and b of (..., H, W, C) in [0, 1] (TensorFlow's)."""
+    import tensorflow as tf
+
+    return tf.image.ssim(tf.constant(a), tf.constant(b), max_val=1.0).numpy()
+
+
+# --- the tasks ---------------------------------------------------------------------------------
+
+
+class Task:
+    """The rules every model of one task shares (see the module docstring).
+
+    Attributes:
+        name: the task's name, as entries and cards spell it.
+        input_name: the model's input (and the dataset feature it reads): "image" or "frames".
+        output_name: the model's output: "probabilities", "mask" or "next_frames".
+        default_target: the dataset feature it predicts when an entry names none.
+        video: inputs are clips (batch, time, height, width, channels).
+        per_pixel: targets are per pixel (masks, frames), so they move with the image.
+        learning_rate: Adam's default peak learning rate.
+        monitor: (validation metric, "max" or "min") that picks the best epoch.
+        quick_shape: a small input shape for smoke benchmarks (None: the entry's own).
+        bench_comparison: (train examples, epochs, test examples) of the benchmark's metric
+            comparison with the textbook model: small for clips, where the textbook ConvLSTM
+            stack costs hundreds of GFLOPs per clip.
+    """
+
+    monitor = ("val_loss", "min")
+    learning_rate = 1e-3
+    parity_measure = ""
+    per_pixel = False
+
+    def __init__(
+        self,
+        name,
+        *,
+        input_name,
+        output_name,
+        default_target,
+        video,
+        quick_shape,
+        bench_comparison,
+    ):
+        self.name = name
+        self.input_name = input_name
+        self.output_name = output_name
+        self.default_target = default_target
+        self.video = video
+        self.quick_shape = quick_shape
+        self.bench_comparison = bench_comparison
+
+    def __repr__(self):
+        return f"<kerasrv task {self.name}>"
+
+    # data
+
+    @property
+    def truncates_frames(self):
+        """Whether a clip may be cut to its first N frames (a single-frame baseline)."""
+        return self.video
+
+    def input_shape_of(self, stored_shape):
+        """The model input shape for examples stored with `stored_shape`."""
+        return tuple(stored_shape)
+
+    def batch(self, x, y, num_classes=None, one_hot=False):
+        """(inputs, targets) of a batch read from a dataset: uint8 inputs, integer targets.
+
+        Inputs become float32 in [0, 1]; targets int32 (or one-hot float32 when asked).
+        """
+        import tensorflow as tf
+
+        del num_classes, one_hot
+        return tf.cast(x, tf.float32) / 255.0, tf.cast(y, tf.int32)
+
+    # training
+
+    def compile(self, model, learning_rate=None):
+        """Compiles `model` with this task's loss, Adam at `learning_rate` and its metrics."""
+        import keras
+
+        optimizer = keras.optimizers.Adam(learning_rate or self.learning_rate)
+        model.compile(optimizer=optimizer, loss=self.loss(), metrics=self.keras_metrics(model))
+        return model
+
+    def loss(self):
+        raise NotImplementedError
+
+    def keras_metrics(self, model):
+        raise NotImplementedError
+
+    # evaluation and parity
+
+    def measure(self, num_classes):
+        """An accumulator of this task's evaluation metrics: `update(y, p, x)`, `result()`."""
+        raise NotImplementedError
+
+    def agreement(self, reference, predicted, targets, num_classes):
+        """How far an export's answers agree with Keras' on the same inputs (see `agrees`)."""
+        raise NotImplementedError
+
+    def agrees(self, agreement):
+        """Whether an agreement value passes this task's parity threshold."""
+        raise NotImplementedError
+
+    # benchmarks and pictures
+
+    def synthetic_batch(self, shape, batch, num_classes, rng):
+        """A random (inputs, targets) batch of the task's kind, for timing a training step."""
+        raise NotImplementedError
+
+    def draw(self, card, result, shown, out_dir):
+        """Pictures of an evaluation (see `kerasrv.pictures`); returns the paths written."""
+        return []
+
+
+class Classification(Task):
+    """A class per image or per clip: cross-entropy, accuracy, a confusion matrix."""
+
+    monitor = ("val_accuracy", "max")
+    parity_measure = "top-1 agreement with Keras"
+    min_agreement = 0.99
+
+    def batch(self, x, y, num_classes=None, one_hot=False):
+        x, y = super().batch(x, y)
+        if one_hot:
+            import tensorflow as tf
+
+            return x, tf.one_hot(y, num_classes)
+        return x, y
+
+    def loss(self):
+        import keras
+
+        return keras.losses.SparseCategoricalCrossentropy()
+
+    def keras_metrics(self, model):
+        import keras
+
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+    def measure(self, num_classes):
+        return _ClassificationMeasure(num_classes)
+
+    def agreement(self, reference, predicted, targets, num_classes):
+        return float((reference.argmax(-1) == predicted.argmax(-1)).mean())
+
+    def agrees(self, agreement):
+        return agreement >= self.min_agreement
+
+    def synthetic_batch(self, shape, batch, num_classes, rng):
+        x = rng.uniform(size=(batch, *shape)).astype("float32")
+        return x, rng.integers(num_classes, size=batch).astype("int32")
+
+    def draw(self, card, result, shown, out_dir):
+        from kerasrv import pictures
+
+        title = pictures.evaluation_title(card, result)
+        written = [
+            pictures.confusion_matrix(
+                result["confusion_matrix"],
+                card["class_names"],
+                out_dir / "confusion_matrix.png",
+                title,
+            )
+        ]
+        if self.video:
+            written.append(pictures.clip_labels(card, shown, out_dir / "predictions.png", title))
+        return written
+
+
+class Segmentation(Task):
+    """A class per pixel (per frame for clips): pixel accuracy and mean IoU."""
+
+    monitor = ("val_mean_iou", "max")
+    per_pixel = True
+    # Per-pixel targets learn their boundaries faster at a higher rate (convlstm_seg, 30 steps
+    # on one batch of 16: the loss fell to 0.55× at 1e-3, 0.36–0.41× at 3e-3).
+    learning_rate = 3e-3
+    parity_measure = "mean IoU of the masks against Keras' masks"
+    min_agreement = 0.95
+
+    def loss(self):
+        import keras
+
+        return keras.losses.SparseCategoricalCrossentropy()
+
+    def keras_metrics(self, model):
+        import keras
+
+        return [
+            keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy"),
+            keras.metrics.MeanIoU(model.output_shape[-1], sparse_y_pred=False, name="mean_iou"),
+        ]
+
+    def measure(self, num_classes):
+        return _SegmentationMeasure(num_classes)
+
+    def agreement(self, reference, predicted, targets, num_classes):
+        confusion = confusion_matrix(reference.argmax(-1), predicted.argmax(-1), num_classes)
+        return intersection_over_union(confusion)[0]
+
+    def agrees(self, agreement):
+        return agreement >= self.min_agreement
+
+    def synthetic_batch(self, shape, batch, num_classes, rng):
+        x = rng.uniform(size=(batch, *shape)).astype("float32")
+        return x, rng.integers(num_classes, size=(batch, *shape[:-1])).astype("int32")
+
+    def draw(self, card, result, shown, out_dir):
+        from kerasrv import pictures
+
+        title = pictures.evaluation_title(card, result)
+        draw = pictures.clip_masks if self.video else pictures.image_masks
+        return [draw(card, shown, out_dir / "predictions.png", title)]
+
+
+class NextFrame(Task):
+    """Frame t+1 from frames 1..t, for every t of a clip: binary cross-entropy, MSE, SSIM.
+
+    A clip of T stored frames gives inputs frames[:-1] and targets frames[1:].
+    """
+
+    parity_measure = "MSE to the true frames / Keras' MSE"
+    max_mse_ratio = 1.1
+    per_pixel = True
+
+    @property
+    def truncates_frames(self):
+        return False
+
+    def input_shape_of(self, stored_shape):
+        return (stored_shape[0] - 1, *stored_shape[1:])
+
+    def batch(self, x, y, num_classes=None, one_hot=False):
+        import tensorflow as tf
+
+        frames = tf.cast(x, tf.float32) / 255.0
+        return frames[:, :-1], frames[:, 1:]
+
+    def loss(self):
+        import keras
+
+        return keras.losses.BinaryCrossentropy()
+
+    def keras_metrics(self, model):
+        import keras
+
+        return [keras.metrics.MeanSquaredError(name="mse")]
+
+    def measure(self, num_classes):
+        return _NextFrameMeasure()
+
+    def agreement(self, reference, predicted, targets, num_classes):
+        return float(((predicted - targets) ** 2).mean() / ((reference - targets) ** 2).mean())
+
+    def agrees(self, agreement):
+        return agreement <= self.max_mse_ratio
+
+    def synthetic_batch(self, shape, batch, num_classes, rng):
+        x = rng.uniform(size=(batch, *shape)).astype("float32")
+        return x, rng.uniform(size=(batch, *shape)).astype("float32")
+
+    def draw(self, card, result, shown, out_dir):
+        from kerasrv import pictures
+
+        title = pictures.evaluation_title(card, result)
+        return [pictures.next_frames(shown, out_dir / "predictions.png", title)]
+
+
+# --- the accumulators of evaluation metrics ----------------------------------------------------
+
+
+class _ClassificationMeasure:
+    def __init__(self, num_classes):
+        self.confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+
+    def update(self, y, p, x):
+        k = len(self.confusion)
+        if y.size and (y.max() >= k or y.min() < 0):
+            raise ValueError(
+                f"the targets hold class {y.max() if y.max() >= k else y.min()}, but the model "
+                f"has {k} classes (0–{k - 1}): measure it on data of its own classes"
+            )
+        self.confusion += confusion_matrix(y, p.argmax(-1), k)
+
+    def result(self):
+        accuracy = float(np.trace(self.confusion) / self.confusion.sum())
+        return {"metrics": {"accuracy": accuracy}, "confusion_matrix": self.confusion.tolist()}
+
+
+class _SegmentationMeasure(_ClassificationMeasure):
+    def result(self):
+        mean, per_class = intersection_over_union(self.confusion)
+        return {
+            "metrics": {
+                "mean_iou": mean,
+                "pixel_accuracy": float(np.trace(self.confusion) / self.confusion.sum()),
+            },
+            "per_class_iou": [round(float(v), 4) for v in per_class],
+        }
+
+
+class _NextFrameMeasure:
+    """Sums of per-frame errors for the model and for copying the last input frame."""
+
+    def __init__(self):
+        self.sums = {}
+        self.frames = 0
+
+    def _add(self, key, values):
+        self.sums[key] = self.sums.get(key, 0.0) + float(np.sum(values))
+
+    def update(self, y, p, x):
+        copy = x  # the frame before each target is the input at the same position
+        frame_axes = tuple(range(2, y.ndim))
+        for prefix, guess in (("", p), ("copy_last_", copy)):
+            self._add(prefix + "mse", ((y - guess) ** 2).mean(axis=frame_axes))
+            self._add(prefix + "bce", binary_cross_entropy(y, guess).mean(axis=frame_axes))
+            self._add(prefix + "ssim", ssim(y, guess))
+        self.frames += y.shape[0] * y.shape[1]
+
+    def result(self):
+        m = {k: v / self.frames for k, v in self.sums.items()}
+        m["mse_vs_copy_last"] = m["mse"] / m["copy_last_mse"]
+        return {"metrics": m}
+
+
+_TASKS = {
+    task.name: task
+    for task in (
+        Classification(
+            "classification",
+            input_name="image",
+            output_name="probabilities",
+            default_target="label",
+            video=False,
+            quick_shape=None,
+            bench_comparison=(4096, 2, 500),
+        ),
+        Classification(
+            "video_classification",
+            input_name="frames",
+            output_name="probabilities",
+            default_target="label",
+            video=True,
+            quick_shape=(4, 32, 32, 1),
+            bench_comparison=(256, 2, 100),
+        ),
+        Segmentation(
+            "segmentation",
+            input_name="image",
+            output_name="mask",
+            default_target="mask",
+            video=False,
+            quick_shape=(32, 32, 1),
+            bench_comparison=(1024, 2, 500),
+        ),
+        Segmentation(
+            "video_segmentation",
+            input_name="frames",
+            output_name="mask",
+            default_target="masks",
+            video=True,
+            quick_shape=(4, 32, 32, 1),
+            bench_comparison=(32, 2, 50),
+        ),
+        NextFrame(
+            "next_frame",
+            input_name="frames",
+            output_name="next_frames",
+            default_target="frames",
+            video=True,
+            quick_shape=(3, 32, 32, 1),
+            bench_comparison=(32, 2, 50),
+        ),
+    )
+}
+NAMES = tuple(_TASKS)
+
+
+def get(task):
+    """The `Task` of a name (a `Task` passes through).
+
+    Raises:
+        ValueError: an unknown task name.
+    """
+    if isinstance(task, Task):
+        return task
+    try:
+        return _TASKS[task]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(NAMES)}") from None
