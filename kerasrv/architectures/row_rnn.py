@@ -74,7 +74,7 @@ register(
     "row_rnn.gru",
     description="2×GRU(128) over the 28 rows of a Fashion-MNIST image",
     int8_activations=16,  # its recurrent state needs 16 bits (kerasrv.export.INTEGER_OPS)
-    recipe={"epochs": 5, "batch_size": 128, "augment": True},
+    recipe={"epochs": 30, "batch_size": 128},
     cell="gru",
     **_FMNIST,
 )
@@ -82,7 +82,7 @@ register(
     "row_rnn.peephole",
     description="2×peephole LSTM(128) over the rows (Gers & Schmidhuber's cell)",
     int8_activations=16,  # its recurrent state needs 16 bits (kerasrv.export.INTEGER_OPS)
-    recipe={"epochs": 5, "batch_size": 128, "augment": True},
+    recipe={"epochs": 30, "batch_size": 128},
     cell="peephole",
     **_FMNIST,
 )
