@@ -1,4 +1,4 @@
-"""`kerasrv` on the command line: list, info, train, evaluate, export, bench, data show.
+"""`kerasrv` on the command line: list, info, train, evaluate, predict, export, bench, data show.
 
 Every command that takes a model takes the same three kinds of target: a zoo name, a run
 directory written by `kerasrv train`, or a `.keras` file (`kerasrv.zoo.resolve`).
@@ -11,8 +11,10 @@ traceback and status 1. KERASRV_DEBUG=1 shows the traceback of a user error too.
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
+import warnings
 from pathlib import Path
 
 from kerasrv import artifacts, registry, zoo
@@ -38,6 +40,25 @@ def count_or_zero(text):
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}")
     return value
+
+
+def shape(text):
+    """An input shape: positive integers joined by commas or x ("16,112,112,3", "28x28x1")."""
+    parts = re.split(r"[,x×]", text.strip())
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected positive integers joined by commas, like 28,28,3, got {text!r}"
+        )
+    return values
+
+
+def weights(text):
+    """`--weights`: default (the entry's trained weights), none (fresh) or a weights file."""
+    return {"default": "default", "none": None}.get(text.lower(), text)
 
 
 def positive_float(text):
@@ -83,6 +104,12 @@ def cmd_data_show(args):
     print(data.show(args.name, split=args.split, out=args.out, count=args.count))
 
 
+def cmd_data_folder(args):
+    from kerasrv.data import samples
+
+    print(samples.write(args.kind, args.out, count=args.count))
+
+
 def cmd_train(args):
     from kerasrv import training
 
@@ -106,7 +133,10 @@ def cmd_train(args):
         args.name,
         settings,
         out=args.out,
+        data=args.data,
+        input_shape=args.input_shape,
         frames=args.frames,
+        weights=args.weights,
         overwrite=args.overwrite,
         command=shlex.join(["kerasrv", *args.argv]),
     )
@@ -121,6 +151,8 @@ def cmd_evaluate(args):
     from kerasrv import evaluation
 
     model, card = zoo.resolve(args.target)
+    if args.data:  # another folder of the same classes
+        card = with_data(card, args.data)
     out = Path(args.out) / card.name if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)  # a file system that refuses says so now
@@ -181,6 +213,27 @@ def cmd_export(args):
         print(f"recorded in {path}")
 
 
+def with_data(card, path):
+    """The card of a model measured on a data folder (checked against the model's classes)."""
+    from kerasrv.data import files
+
+    found = files.scan(path, card.task, class_names=card.class_names)
+    return card.replace(data=found.record(), dataset=None)
+
+
+def cmd_predict(args):
+    from kerasrv import predict
+
+    model, card = zoo.resolve(args.target)
+    for path in args.files:
+        answer = predict.predict_file(model, card, path, top_k=args.top_k, out=args.out)
+        if "mask" in answer:
+            print(f"{path}: mask {answer['mask']} ({answer['summary']})")
+        else:
+            ranked = ", ".join(f"{name} {p:.3f}" for name, p in answer["top"])
+            print(f"{path}: {ranked}")
+
+
 def cmd_bench(args):
     from kerasrv import bench
 
@@ -237,6 +290,26 @@ def build_parser():
         "overwritten unless --overwrite is given.",
     )
     p.add_argument("name", help="entry or architecture name")
+    p.add_argument(
+        "--data",
+        help="your own data: a folder (class folders of images or videos, or images/ and masks/ "
+        "with matching names; train/, val/ and test/ folders are used as they are, else 10%% is "
+        "held out by a seeded rule) or a locally prepared TFDS dataset name. The run goes to "
+        "OUT/<architecture>.<folder name>/ and fine-tunes from the entry's weights",
+    )
+    p.add_argument(
+        "--input-shape",
+        type=shape,
+        help="the model's input, e.g. 16,112,112,3 (default: the entry's, with your data's "
+        "channels)",
+    )
+    p.add_argument(
+        "--weights",
+        type=weights,
+        default="entry default",
+        help="default (the entry's trained weights, adapted), none (fresh) or a .weights.h5 "
+        "file; default: none for the entry's own dataset, default with --data",
+    )
     p.add_argument("--epochs", type=positive_int, help="default: the entry's recipe")
     p.add_argument(
         "--batch-size", type=positive_int, help="global batch size; default: the recipe's"
@@ -264,10 +337,28 @@ def build_parser():
 
     p = commands.add_parser("evaluate", help="measure a model on its test split")
     p.add_argument("target", help=TARGET)
-    p.add_argument("--split", default="test", help="tfds split (default test)")
+    p.add_argument("--data", help="measure on this data folder (of the model's classes) instead")
+    p.add_argument(
+        "--split",
+        default="test",
+        help="split (default test: a data folder's test/, else its held-out files)",
+    )
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--out", default="eval", help="pictures go to OUT/<name>/ ('' for none)")
     p.set_defaults(run=cmd_evaluate)
+
+    p = commands.add_parser(
+        "predict",
+        help="classes of image or video files, or their masks",
+        description="Runs a model on files: prints the top classes of each image or video, or "
+        "writes a segmentation model's mask of each image as a PNG (pixel value = class id) "
+        "beside it (or into --out).",
+    )
+    p.add_argument("target", help=TARGET)
+    p.add_argument("files", nargs="+", help="image or video files")
+    p.add_argument("--top-k", type=positive_int, default=3, help="classes to print (default 3)")
+    p.add_argument("--out", default=None, help="folder for the mask PNGs (default: beside)")
+    p.set_defaults(run=cmd_predict)
 
     p = commands.add_parser("export", help="SavedModel and TFLite files, checked against Keras")
     p.add_argument("target", help=TARGET)
@@ -315,6 +406,21 @@ def build_parser():
     p.add_argument("--count", type=positive_int, default=8, help="examples to show")
     p.add_argument("--out", default=None, help="PNG path (default: <name>-<split>.png)")
     p.set_defaults(run=cmd_data_show)
+    p = data.add_parser(
+        "folder",
+        help="write a folder of real files to try --data on (from Fashion-MNIST test images)",
+    )
+    p.add_argument(
+        "kind",
+        choices=("images", "masks", "videos"),
+        help="images: colour PNGs in 4 class folders; masks: images/ and masks/ PNG pairs; "
+        "videos: mp4 clips in 4 folders by direction of motion",
+    )
+    p.add_argument("out", help="the folder to write")
+    p.add_argument(
+        "--count", type=positive_int, default=24, help="files per class, or pairs (default 24)"
+    )
+    p.set_defaults(run=cmd_data_folder)
     return parser
 
 
@@ -336,6 +442,16 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    before = warnings.showwarning
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        # kerasrv's own notes (weights adapted to an input shape) as one line, not source
+        if issubclass(category, zoo.WeightsAdaptedWarning):
+            print(f"kerasrv: note: {message}", file=file or sys.stderr)
+        else:
+            before(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = one_line
     try:
         args.run(args)
     except Exception as error:
@@ -351,6 +467,8 @@ def main(argv=None):
             print(f"kerasrv {args.command}: error: {message}", file=sys.stderr)
             return 2
         raise
+    finally:
+        warnings.showwarning = before
     return 0
 
 

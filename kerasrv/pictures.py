@@ -19,8 +19,12 @@ def mask_colors(num_classes=len(SEGMENTATION_CLASSES)):
 
 
 def overlay(ax, image, mask=None):
-    """Draws a grayscale image with its class mask (0 = background) tinted on top."""
-    ax.imshow(np.squeeze(image), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    """Draws an image (grey or RGB, 0–255) with its class mask (0 = background) tinted on top."""
+    image = np.squeeze(image)
+    if image.ndim == 3:  # colour
+        ax.imshow(np.clip(image, 0, 255).astype(np.uint8), interpolation="nearest")
+    else:
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     if mask is not None:
         ax.imshow(mask_colors()[np.asarray(mask)], interpolation="nearest")
     ax.set_xticks([])

@@ -33,7 +33,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasrv import artifacts, data, evaluation, registry, tasks, zoo
+from kerasrv import artifacts, evaluation, registry, tasks, zoo
+from kerasrv import data as data_module
+from kerasrv.data import files
+from kerasrv.data.idx import DatasetError
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -292,6 +295,7 @@ def fit(
         epochs=epochs,
         verbose=verbose,
         callbacks=[*standard, *callbacks],
+        shuffle=False,  # the datasets shuffle themselves
     )
     if guard.where is not None:
         epoch, batch, loss = guard.where
@@ -441,8 +445,10 @@ def prepare(
     settings=None,
     *,
     out="runs",
+    data=None,
+    input_shape=None,
     frames=None,
-    weights=None,
+    weights="entry default",
     overwrite=False,
     data_dir=None,
     command=None,
@@ -452,11 +458,19 @@ def prepare(
     Args:
         name: zoo entry or architecture name.
         settings: `Settings` (default: the entry's recipe).
-        out: runs go to `<out>/<entry>/` (`--out models` writes where the zoo ships entries).
+        out: runs go to `<out>/<run name>/` (`--out models` writes where the zoo ships entries).
+            The run name is the entry's for its own dataset, `<architecture>.<folder name>` for a
+            data folder, `<architecture>.<tfds name>` for a TFDS dataset.
+        data: the user's data: a folder (`kerasrv.data.files`: image folders, image/mask pairs,
+            video folders) or the name of a locally prepared TFDS dataset. None trains on the
+            entry's own dataset.
+        input_shape: the model's input shape (default: the entry's, with the data's channels).
         frames: train a video entry on its first `frames` frames only (a baseline: what a
             single frame tells); the run goes to `<out>/<entry>-frames<N>/`.
-        weights: what training starts from: None for fresh weights (how the zoo's entries
-            are made), "default" for the entry's trained weights.
+        weights: what training starts from: None for fresh weights, "default" for the entry's
+            trained weights (adapted to the input shape and classes), or a weights file. By
+            default the entry's own dataset starts fresh (how the zoo's entries are made) and a
+            user's data starts from the entry's weights (fine-tuning).
         overwrite: train again where a finished run is (its files are replaced).
         data_dir: TFDS data directory.
         command: the command line to record in the card (default: this process's).
@@ -466,37 +480,39 @@ def prepare(
 
     Raises:
         RunExistsError: a finished run is in the run directory and `overwrite` is False.
+        DatasetError: the data cannot be used (the message names the file).
     """
     settings = settings or Settings()
     entry = zoo.get_entry(name)
-    card = zoo.info(entry.name)
-    task = tasks.get(card.task)
-    run_name = entry.name
-    if frames is not None:
-        if not task.truncates_frames:
-            raise ValueError(f"frames= applies to video entries, not to a {task.name} entry")
-        if isinstance(frames, bool) or frames < 1:
-            raise ValueError(f"frames must be a positive integer, got {frames!r}")
-        shape = [frames, *card.input_shape[1:]]
-        card = card.replace(
-            input_shape=shape,
-            output_shape=[frames, *card.output_shape[1:]] if task.per_pixel else card.output_shape,
-            builder_args={**card.builder_args, "input_shape": shape},
-        )
-        run_name = f"{entry.name}-frames{frames}"
-    card = card.replace(**{**dict.fromkeys(artifacts.RECORDED), "metrics": {}})
+    card = zoo.info(entry.name).replace(**{**dict.fromkeys(artifacts.RECORDED), "metrics": {}})
+    if weights == "entry default":
+        weights = None if data is None else "default"
+    if data is not None:
+        if frames is not None or settings.train_split or settings.validation_split:
+            raise ValueError(
+                "--frames, --train-split and --validation-split apply to the entry's own "
+                "dataset; a data folder has train/, val/ and test/ folders or a seeded 10% held out"
+            )
+        card = _card_for_data(entry, card, data, input_shape, settings.seed, data_dir)
+        train_split, validation_split = "train", "validation"
+    else:
+        if frames is not None:
+            card = _card_for_frames(card, frames)
+        elif input_shape is not None:
+            card = _card_for_shape(entry, card, input_shape)
+        holdout = 100 - VALIDATION_FRACTION
+        train_split = settings.train_split or f"train[:{holdout}%]"
+        validation_split = settings.validation_split or f"train[{holdout}%:]"
+    run_name = card.name if frames is None else f"{entry.name}-frames{frames}"
     directory = Path(out) / run_name
     _claim(directory, overwrite)
     recipe = dict(entry.recipe)
     epochs = settings.epochs or recipe["epochs"]
     batch_size = settings.batch_size or recipe["batch_size"]
     augment = recipe.get("augment", False)
-    holdout = 100 - VALIDATION_FRACTION
-    train_split = settings.train_split or f"train[:{holdout}%]"
-    validation_split = settings.validation_split or f"train[{holdout}%:]"
 
     def batches(split, training):
-        ds = data.pipeline(
+        ds = data_module.pipeline(
             card,
             split,
             batch_size,
@@ -516,7 +532,7 @@ def prepare(
         settings=settings,
         epochs=epochs,
         batch_size=batch_size,
-        learning_rate=settings.learning_rate or task.learning_rate,
+        learning_rate=settings.learning_rate or tasks.get(card.task).learning_rate,
         augment=augment,
         start_from=weights,
         train_ds=batches(train_split, training=True),
@@ -526,6 +542,84 @@ def prepare(
         data_dir=data_dir,
         frames=frames,
         command=command or shlex.join(["kerasrv", *sys.argv[1:]]),
+    )
+
+
+def _card_for_frames(card, frames):
+    task = tasks.get(card.task)
+    if not task.truncates_frames:
+        raise ValueError(f"frames= applies to video entries, not to a {task.name} entry")
+    if isinstance(frames, bool) or frames < 1:
+        raise ValueError(f"frames must be a positive integer, got {frames!r}")
+    shape = [frames, *card.input_shape[1:]]
+    return card.replace(
+        input_shape=shape,
+        output_shape=[frames, *card.output_shape[1:]] if task.per_pixel else card.output_shape,
+        builder_args={**card.builder_args, "input_shape": shape},
+    )
+
+
+def _card_for_shape(entry, card, input_shape, num_classes=None, **changes):
+    """The card of the entry's architecture at another input shape (and number of classes)."""
+    model = zoo.build(entry.name, input_shape=input_shape, num_classes=num_classes)
+    args = {**card.builder_args, "input_shape": list(model.input_shape[1:])}
+    if num_classes is not None:
+        args["num_classes"] = num_classes
+    return card.replace(
+        input_shape=list(model.input_shape[1:]),
+        output_shape=list(model.output_shape[1:]),
+        num_classes=num_classes or card.num_classes,
+        params=int(model.count_params()),
+        builder_args=args,
+        **changes,
+    )
+
+
+def _card_for_data(entry, card, data, input_shape, seed, data_dir):
+    """The card of a model of the entry's architecture for a user's data folder or TFDS name."""
+    path = Path(str(data))
+    if path.is_dir():
+        found = files.scan(path, card.task, seed=seed)  # every file checked: errors name it
+        shape = input_shape or [*card.input_shape[:-1], found.channels]
+        return _card_for_shape(
+            entry,
+            card,
+            shape,
+            num_classes=len(found.class_names),
+            name=f"{entry.architecture}.{path.resolve().name}",
+            tag=path.resolve().name,
+            description=f"{entry.name} fine-tuned on {path.resolve()}",
+            dataset=None,
+            target=None,
+            class_names=list(found.class_names),
+            data=found.record(),
+        )
+    if path.exists():
+        raise DatasetError(f"--data {data} is a file: give a folder of data or a TFDS name")
+    if tasks.get(card.task).name != "classification":
+        raise DatasetError(
+            f"--data {data} is no folder; a TFDS dataset by name trains classifiers, and "
+            f"{entry.name} is a {card.task} model"
+        )
+    try:
+        _, info = data_module.load_split(str(data), "train[:1]", data_dir)
+    except DatasetError as error:
+        raise DatasetError(
+            f"--data {data} is no folder, nor a usable TFDS dataset: {error}"
+        ) from None
+    label = info.supervised_keys[1] if info.supervised_keys else "label"
+    names = list(info.features[label].names)
+    return _card_for_shape(
+        entry,
+        card,
+        input_shape or card.input_shape,
+        num_classes=len(names),
+        name=f"{entry.architecture}.{str(data).replace('/', '-')}",
+        tag=str(data),
+        description=f"{entry.name} fine-tuned on the TFDS dataset {data}",
+        dataset=str(data),
+        target=label,
+        class_names=names,
     )
 
 
@@ -642,7 +736,13 @@ def write_artifacts(run, model, dist, wall_time, resumed_at=0):
             "batch_size": run.batch_size,
             "augment": run.augment,
             "learning_rate": run.learning_rate,
-            "started_from": run.entry.name if run.start_from else "fresh weights",
+            "started_from": (
+                "fresh weights"
+                if run.start_from is None
+                else run.entry.name
+                if run.start_from == "default"
+                else str(run.start_from)
+            ),
             "precision": run.settings.precision,
             "strategy": type(dist).__name__,
             "replicas": dist.num_replicas_in_sync,

@@ -51,6 +51,16 @@ IMAGE_SUFFIXES = (
 )  # what image_dataset_from_directory reads
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov")
 VALIDATION_FRACTION = 0.1
+
+
+def opencv():
+    """OpenCV, with FFmpeg's own log quiet: a file it cannot read gets our one-line error."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read when FFmpeg starts up
+    import cv2
+
+    return cv2
+
+
 LAYOUTS = {
     "classification": "image folders",
     "segmentation": "image/mask pairs",
@@ -261,7 +271,7 @@ def _mask_classes(root):
 
 
 def _check_image(item, num_classes):
-    import cv2
+    cv2 = opencv()
 
     path = item[0]
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -276,7 +286,7 @@ def _coloured(image):
 
 
 def _check_pair(item, num_classes):
-    import cv2
+    cv2 = opencv()
 
     image_path, mask_path = item
     channels, _ = _check_image((image_path,), num_classes)
@@ -302,7 +312,7 @@ def _check_pair(item, num_classes):
 
 
 def _check_video(item, num_classes):
-    import cv2
+    cv2 = opencv()
 
     path = item[0]
     capture = cv2.VideoCapture(str(path))
@@ -335,7 +345,7 @@ def clip_indices(count, frames, offset=None):
 
 def read_clip(path, shape, offset=None):
     """A clip (frames, height, width, channels) uint8 of a video file, resized to `shape`."""
-    import cv2
+    cv2 = opencv()
 
     frames, height, width, channels = shape
     capture = cv2.VideoCapture(str(path))
@@ -359,7 +369,7 @@ def read_clip(path, shape, offset=None):
 
 
 def _frame(frame, height, width, channels):
-    import cv2
+    cv2 = opencv()
 
     if frame.shape[:2] != (height, width):
         frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
@@ -370,7 +380,7 @@ def _frame(frame, height, width, channels):
 
 def read_image(path, shape):
     """An image file as (height, width, channels) uint8 in the model's size and colour."""
-    import cv2
+    cv2 = opencv()
 
     height, width, channels = shape
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -455,7 +465,7 @@ def _image_and_mask(image_path, mask_path, shape):
 
 def _decoded_clips(ds, shape, training, seed):
     """Clips decoded by OpenCV, several at once (it releases Python's lock while it decodes)."""
-    import cv2
+    cv2 = opencv()
 
     cv2.setNumThreads(1)  # tf.data runs the decoders in parallel; OpenCV's own pool would fight
 

@@ -1,0 +1,78 @@
+"""What a model says of a user's files: the top classes of an image or a video, or a mask.
+
+Example:
+    >>> from kerasrv import predict, zoo
+    >>> model, card = zoo.resolve("runs/lrcn.clips")
+    >>> predict.predict_file(model, card, "clip.mp4")["top"]
+    [('walking', 0.91), ('running', 0.06), ('waving', 0.02)]
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from kerasrv import tasks
+from kerasrv.data import files
+from kerasrv.data.idx import DatasetError
+
+
+def predict_file(model, card, path, *, top_k=3, out=None):
+    """Runs a classification or segmentation model on one image or video file.
+
+    Args:
+        model: the `keras.Model`.
+        card: its card (input shape, classes).
+        path: an image file (for image models) or a video file (for video classifiers).
+        top_k: how many classes to report.
+        out: the folder a mask goes to (default: beside the image).
+
+    Returns:
+        {"top": [(class name, probability), ...]} for a classifier; {"mask": path of the PNG
+        written (pixel value = class id, at the image's own size), "summary": the classes it
+        covers} for a segmenter.
+
+    Raises:
+        DatasetError: a file that cannot be read, or of the wrong kind for the model.
+        ValueError: a model of a task that predicts neither classes nor masks of images.
+    """
+    task = tasks.get(card["task"])
+    path = Path(path)
+    if task.name not in ("classification", "video_classification", "segmentation"):
+        raise ValueError(
+            f"predict runs classifiers and image segmenters; {card['name']} is a {task.name} model"
+        )
+    if not path.is_file():
+        raise DatasetError(f"no such file: {path}")
+    kind = "video" if path.suffix.lower() in files.VIDEO_SUFFIXES else "image"
+    wanted = "video" if task.video else "image"
+    if kind != wanted:
+        raise DatasetError(
+            f"{path} is a{'n' if kind == 'image' else ''} {kind}; {card['name']} takes {wanted}s"
+        )
+    shape = tuple(card["input_shape"])
+    if task.video:
+        x = files.read_clip(path, shape)
+    else:
+        x = files.read_image(path, shape)
+    probabilities = np.asarray(model.predict_on_batch(x[None].astype("float32") / 255.0))[0]
+    names = card["class_names"]
+    if not task.per_pixel:
+        order = np.argsort(-probabilities)[:top_k]
+        return {"top": [(names[i], float(probabilities[i])) for i in order]}
+    return _write_mask(path, probabilities.argmax(-1), names, out)
+
+
+def _write_mask(path, mask, names, out):
+    cv2 = files.opencv()
+
+    original = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    height, width = original.shape[:2]
+    mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+    folder = Path(out) if out else path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{path.stem}.mask.png"
+    if not cv2.imwrite(str(target), mask):
+        raise OSError(f"cannot write {target}")
+    counts = np.bincount(mask.ravel(), minlength=len(names))
+    shares = [(names[i], counts[i] / mask.size) for i in np.argsort(-counts) if counts[i]]
+    return {"mask": str(target), "summary": ", ".join(f"{n} {s:.0%}" for n, s in shares[:4])}

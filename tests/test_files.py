@@ -1,0 +1,156 @@
+"""A user's own data from disk: folders written with real codecs, trained on, measured, exported
+and predicted from the command line, and bad files named in one line."""
+
+import json
+
+import cv2
+import keras
+import numpy as np
+import pytest
+from helpers import run_cli
+
+from kerasrv.data import DatasetError, files, samples
+
+QUICK = ["--epochs", "1", "--batch-size", "16"]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """An image, a mask and a video folder, as `kerasrv data folder` writes them."""
+    root = tmp_path_factory.mktemp("own_data")
+    return {
+        "images": samples.write("images", root / "photos", count=20),
+        "masks": samples.write("masks", root / "scenes", count=30),
+        "videos": samples.write("videos", root / "clips", count=10, frames=12),
+    }
+
+
+# --- reading folders -----------------------------------------------------------------------------
+
+
+def test_classes_are_the_folder_names_in_order_and_the_held_out_split_is_keras(folders):
+    found = files.scan(folders["images"], "classification", seed=3)
+    assert found.class_names == ["bag", "footwear", "top", "trousers_or_dress"]
+    assert found.channels == 3 and found.test is None
+    assert len(found.train) == 72 and len(found.validation) == 8
+    keras_split = keras.utils.image_dataset_from_directory(
+        folders["images"], validation_split=0.1, subset="validation", seed=3, batch_size=None
+    )
+    assert sorted(str(p) for p, _ in found.validation) == sorted(keras_split.file_paths)
+
+
+def test_a_val_folder_is_the_held_out_split(folders, tmp_path):
+    for split, count in (("train", 6), ("val", 2)):
+        for name in ("east", "west"):
+            (tmp_path / split / name).mkdir(parents=True)
+            for i in range(count):
+                source = folders["videos"] / name / f"{i:04d}.mp4"
+                (tmp_path / split / name / source.name).write_bytes(source.read_bytes())
+    found = files.scan(tmp_path, "video_classification")
+    assert len(found.train) == 12 and len(found.validation) == 4
+    assert found.record()["measured_on"] == "val/"
+
+
+def test_clips_span_the_video_centred_or_at_an_offset():
+    assert list(files.clip_indices(40, 4)) == [4, 14, 24, 34]  # stride 10, centred
+    assert list(files.clip_indices(40, 4, offset=0.0)) == [0, 10, 20, 30]
+    assert list(files.clip_indices(40, 4, offset=0.99)) == [9, 19, 29, 39]
+    assert list(files.clip_indices(3, 5)) == [0, 1, 2, 2, 2]  # a short video repeats its end
+
+
+def test_a_clip_is_decoded_at_the_models_shape(folders):
+    path = folders["videos"] / "east" / "0000.mp4"
+    rgb = files.read_clip(path, (8, 48, 40, 3))
+    grey = files.read_clip(path, (8, 48, 40, 1))
+    assert rgb.shape == (8, 48, 40, 3) and grey.shape == (8, 48, 40, 1)
+    assert rgb.dtype == grey.dtype == np.uint8 and rgb.max() > 100
+    # the item moves east: its centre of mass moves right along the clip
+    columns = [np.average(np.arange(40), weights=f.sum(axis=(0, 2)) + 1e-6) for f in rgb]
+    assert columns[-1] > columns[0]
+
+
+@pytest.mark.parametrize(
+    "kind, damage, message",
+    [
+        ("images", lambda d: (d / "top" / "0003.png").write_bytes(b"not a png"), "top/0003.png"),
+        ("images", lambda d: [p.unlink() for p in (d / "bag").iterdir()], "class folder"),
+        (
+            "masks",
+            lambda d: (d / "masks" / "0004.png").rename(d / "masks" / "extra.png"),
+            "masks/extra.png has no image",
+        ),
+        (
+            "masks",
+            lambda d: cv2.imwrite(str(d / "masks" / "0002.png"), np.full((64, 64), 11, np.uint8)),
+            "masks/0002.png holds class id 11, but there are 11 classes",
+        ),
+        (
+            "videos",
+            lambda d: (d / "north" / "0001.mp4").write_bytes(b"\0" * 4096),
+            "north/0001.mp4: no decodable frame",
+        ),
+    ],
+)
+def test_a_file_that_cannot_be_used_is_named_in_one_line(kind, damage, message, folders, tmp_path):
+    copy = tmp_path / kind
+    samples.write(kind, copy, count=12)
+    damage(copy)
+    task = {"images": "classification", "masks": "segmentation", "videos": "video_classification"}
+    with pytest.raises(DatasetError, match=message) as caught:
+        files.scan(copy, task[kind])
+    assert "\n" not in str(caught.value)
+    entry = {"images": "cnn_lstm", "masks": "reseg", "videos": "lrcn"}[kind]
+    code, _, stderr = run_cli("train", entry, "--data", copy, *QUICK, "--out", tmp_path / "runs")
+    assert code == 2 and len(stderr) == 1 and message.split(":")[0] in stderr[0], stderr
+    assert not (tmp_path / "runs").exists()  # nothing written
+
+
+# --- the whole path, from a subprocess as a user runs it ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind, entry, task_metric",
+    [
+        ("images", "cnn_lstm", "accuracy"),
+        ("masks", "reseg", "mean_iou"),
+        ("videos", "lrcn", "accuracy"),
+    ],
+)
+def test_train_evaluate_export_and_predict_on_a_users_folder(
+    kind, entry, task_metric, folders, tmp_path
+):
+    folder = folders[kind]
+    runs = tmp_path / "runs"
+    code, stdout, stderr = run_cli("train", entry, "--data", folder, *QUICK, "--out", runs)
+    assert code == 0, stderr
+    run = runs / f"{entry}.{folder.name}"
+    card = json.loads((run / "card.json").read_text())
+    assert card["data"]["path"] == str(folder) and card["input_shape"][-1] == 3
+    assert card["metrics"][task_metric] >= 0 and card["training"]["started_from"].startswith(entry)
+    if kind != "masks":
+        assert card["class_names"] == sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+    code, stdout, stderr = run_cli("evaluate", run, "--out", "")
+    assert code == 0, stderr
+    assert f"{task_metric}  " in stdout
+
+    # reseg's TFLite conversion (its unrolled sweeps) takes long; tests/test_export covers it
+    formats = "saved_model" if kind == "masks" else "saved_model,tflite"
+    code, stdout, stderr = run_cli("export", run, "--format", formats, "--out", tmp_path / "export")
+    assert code == 0, stderr
+    assert stdout.count("passes") == len(formats.split(",")), stdout
+    exported = json.loads((tmp_path / "export" / card["name"] / "1" / "card.json").read_text())
+    assert exported["class_names"] == card["class_names"]
+
+    sample = sorted(folder.rglob("*.mp4" if kind == "videos" else "*.png"))[0]
+    if kind == "masks":
+        sample = folder / "images" / "0000.png"
+    code, stdout, stderr = run_cli("predict", run, sample, "--out", tmp_path / "masks")
+    assert code == 0, stderr
+    if kind == "masks":
+        mask = cv2.imread(str(tmp_path / "masks" / "0000.mask.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (64, 64) and mask.max() < len(card["class_names"])
+    else:
+        (line,) = stdout.splitlines()
+        names = [part.rsplit(" ", 1)[0] for part in line.split(": ", 1)[1].split(", ")]
+        assert len(names) == 3 and set(names) <= set(card["class_names"])
