@@ -132,6 +132,13 @@ class _Job:
         return directory
 
 
+def _signature(card):
+    """The serving signature's input spec and output name: the task's names for them."""
+    task = tasks.get(card["task"])
+    spec = tf.TensorSpec((None, *card["input_shape"]), tf.float32, name=task.input_name)
+    return spec, task.output_name
+
+
 def write_saved_model(model, card, directory, guard=True):
     """A SavedModel with one `serving_default` signature: named input, named output.
 
@@ -142,8 +149,7 @@ def write_saved_model(model, card, directory, guard=True):
     into a confident answer, which a server must never return. (The copy that only feeds the
     TFLite converter goes without.)
     """
-    spec = tf.TensorSpec((None, *card["input_shape"]), tf.float32, name=card["input_name"])
-    output = card["output_name"]
+    spec, output = _signature(card)
 
     def serve(x):
         if not guard:
@@ -193,8 +199,7 @@ def _write_onnx(job, path):
             "the onnx format needs tf2onnx and onnxruntime: pip install 'kerasrv[onnx]'"
         ) from None
     card = job.card
-    spec = tf.TensorSpec((None, *card["input_shape"]), tf.float32, name=card["input_name"])
-    output = card["output_name"]
+    spec, output = _signature(card)
     serve = tf.function(lambda x: {output: job.model(x, training=False)})
     tf2onnx.convert.from_function(
         serve, input_signature=(spec,), opset=ONNX_OPSET, output_path=str(path)
@@ -290,9 +295,10 @@ def onnx_function(path, card=None):
 def saved_model_function(directory, card):
     """The SavedModel's serving signature as a numpy → numpy function."""
     signature = tf.saved_model.load(str(directory)).signatures["serving_default"]
+    spec, output = _signature(card)
 
     def run(x):
-        return signature(**{card["input_name"]: tf.constant(x)})[card["output_name"]].numpy()
+        return signature(**{spec.name: tf.constant(x)})[output].numpy()
 
     run.signature = signature
     return run

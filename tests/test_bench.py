@@ -55,8 +55,11 @@ def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeyp
     assert results["quick"] is True and results["matmul_flops_per_s"] > 0
     assert {"date", "hardware", "cores", "versions"} <= set(results["machine"])
     assert set(results["entries"]) == {"cnn_lstm.fmnist", "lrcn.motion"}
+    videos = results["entries"]["lrcn.motion"]["video_files"]
+    assert videos["clip_shape"] == [4, 32, 32, 3] and videos["decoded_clips_per_s"] > 0
+    assert videos["decode_vs_training"] > 0
     for name, entry in results["entries"].items():
-        assert set(entry) == ENTRY_FIELDS, name
+        assert set(entry) - {"video_files"} == ENTRY_FIELDS, name
         assert set(entry["inference"]) == RUNTIMES
         for runtime in entry["inference"].values():
             assert runtime["latency_ms_batch_1"] > 0 and runtime["samples_per_s_batch_64"] > 0
@@ -74,6 +77,7 @@ def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeyp
     assert "## Training" in text and "cnn_lstm.fmnist" in text and "## Goals" in text
     assert "### Where training time goes" in text
     assert "Measured again later" in text and "lrcn.motion on" in text
+    assert "## Video files" in text and "video decoding ×" in text
     assert chart.read_bytes()[:4] == b"\x89PNG"
 
 

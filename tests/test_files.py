@@ -154,3 +154,23 @@ def test_train_evaluate_export_and_predict_on_a_users_folder(
         (line,) = stdout.splitlines()
         names = [part.rsplit(" ", 1)[0] for part in line.split(": ", 1)[1].split(", ")]
         assert len(names) == 3 and set(names) <= set(card["class_names"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, entry", [("images", "cnn_lstm"), ("videos", "lrcn")])
+def test_fine_tuning_from_the_zoo_beats_fresh_weights_on_the_same_budget(kind, entry, tmp_path):
+    """RGB photos in 4 classes (1,000) and colour mp4 clips in 4 directions (240), 3 epochs."""
+    from kerasrv import training
+
+    folder = samples.write(kind, tmp_path / kind, count=250 if kind == "images" else 60)
+    accuracy = {}
+    for weights in ("default", None):
+        card = training.train(
+            entry,
+            training.Settings(epochs=3),
+            out=tmp_path / str(weights),
+            data=folder,
+            weights=weights,
+        )
+        accuracy[weights] = card.metrics["accuracy"]
+    assert accuracy["default"] >= accuracy[None] + 0.15, accuracy

@@ -194,9 +194,9 @@ def test_unrolled_gru_stands_only_for_the_default_gru():
 
 def _frame_encoder():
     """A per-frame encoder as the zoo's video models hold one: a small functional model."""
-    from kerasrv.architectures.lrcn import frame_encoder
+    from kerasrv.architectures.lrcn import cnn_encoder
 
-    return frame_encoder((16, 16, 1), filters=(4, 8), features=6)
+    return cnn_encoder((16, 16, 1), filters=(4, 8), features=6)
 
 
 # layer class, a function making its constructor arguments (fresh sublayers each time), input

@@ -12,6 +12,7 @@ import functools
 
 import keras
 
+from kerasrv.architectures import encoders
 from kerasrv.labels import SEGMENTATION_CLASSES
 from kerasrv.layers import FrameWise, conv_block, segmentation_head, upsample_block
 from kerasrv.registry import architecture, register
@@ -31,7 +32,7 @@ def _encoder_stage(frame, width, first):
     return conv_block(conv_block(frame, width, name="conv1"), width, name="conv2")
 
 
-def _encode_recur_decode(frames, filters, recurrent_filters):
+def _encode_recur_decode(frames, filters, recurrent_filters, frame_encoder, encoder_weights):
     """The shared trunk: a per-frame encoder, ConvLSTM2D layers, a per-frame decoder.
 
     The encoder's first convolution has stride 2 and every stage halves the resolution again,
@@ -39,15 +40,28 @@ def _encode_recur_decode(frames, filters, recurrent_filters):
     cheaply. The decoder mirrors the encoder with skip connections; its last transposed
     convolution returns to full resolution, where the raw frame is concatenated: its intensities
     mark exactly where an item's pixels are, so the per-pixel head needs no convolution at full
-    resolution, the most expensive place for one.
+    resolution, the most expensive place for one. A keras.applications encoder gives the skips
+    at strides 2 and 4 and the ConvLSTM's input at stride 8 (then `filters` must have 2 stages).
     """
-    x = frames
-    encoded = []
-    for b, width in enumerate(filters, start=1):
-        stage = functools.partial(_encoder_stage, width=width, first=b == 1)
-        x = _per_frame(x, stage, name=f"encoder{b}")
-        encoded.append(x)
-    x = FrameWise(keras.layers.MaxPooling2D(2), name="encoder_pool")(x)
+    if isinstance(frame_encoder, str) and frame_encoder == "cnn":
+        x = frames
+        encoded = []
+        for b, width in enumerate(filters, start=1):
+            stage = functools.partial(_encoder_stage, width=width, first=b == 1)
+            x = _per_frame(x, stage, name=f"encoder{b}")
+            encoded.append(x)
+        x = FrameWise(keras.layers.MaxPooling2D(2), name="encoder_pool")(x)
+    else:
+        if len(filters) != 2:
+            raise ValueError(
+                f"a keras.applications frame encoder gives two skips (strides 2 and 4): "
+                f"filters must have 2 stages, got {filters}"
+            )
+        if isinstance(frame_encoder, str):
+            frame_encoder = encoders.application(
+                frame_encoder, frames.shape[2:], encoder_weights, strides=(2, 4, 8)
+            )
+        *encoded, x = FrameWise(frame_encoder, name="encoder")(frames)
     for i, width in enumerate(recurrent_filters, start=1):
         x = keras.layers.ConvLSTM2D(
             width, 3, padding="same", return_sequences=True, name=f"convlstm{i}"
@@ -83,6 +97,8 @@ def convlstm_seg(
     *,
     filters=(16, 32),
     recurrent_filters=(64,),
+    frame_encoder="cnn",
+    encoder_weights=None,
 ):
     """Per-frame encoder → ConvLSTM2D → per-frame decoder → per-pixel softmax for every frame.
 
@@ -93,6 +109,10 @@ def convlstm_seg(
         filters: channels of the encoder stages, each halving the resolution; the ConvLSTM
             runs at 1/2**(len(filters)+1) of it. The decoder mirrors them.
         recurrent_filters: channels of each stacked ConvLSTM2D (3×3 kernels).
+        frame_encoder: "cnn" (the stages of `filters`), a keras.applications name, or a
+            `keras.Model` from a frame to its feature maps at strides 2, 4 and 8.
+        encoder_weights: for a keras.applications encoder: "imagenet" (downloaded once by
+            Keras, so it needs a network) or None.
 
     Returns:
         An uncompiled `keras.Model` from `frames` (B, T, H, W, C) in [0, 1] to `mask`,
@@ -105,7 +125,7 @@ def convlstm_seg(
     """
     _check_frames(input_shape, filters, "convlstm_seg")
     frames = keras.Input(input_shape, name="frames")
-    x = _encode_recur_decode(frames, filters, recurrent_filters)
+    x = _encode_recur_decode(frames, filters, recurrent_filters, frame_encoder, encoder_weights)
     x = segmentation_head(x, num_classes)
     mask = keras.layers.Activation("softmax", dtype="float32", name="mask")(x)
     return keras.Model(frames, mask, name="convlstm_seg")
@@ -117,6 +137,8 @@ def convlstm_predict(
     *,
     filters=(16, 32),
     recurrent_filters=(32, 32),
+    frame_encoder="cnn",
+    encoder_weights=None,
 ):
     """Predicts frame t+1 from frames 1..t, for every t of the input clip.
 
@@ -127,6 +149,10 @@ def convlstm_predict(
             2**(len(filters)+1).
         filters: channels of the per-frame encoder stages; the decoder mirrors them.
         recurrent_filters: channels of each stacked ConvLSTM2D (3×3 kernels).
+        frame_encoder: "cnn" (the stages of `filters`), a keras.applications name, or a
+            `keras.Model` from a frame to its feature maps at strides 2, 4 and 8.
+        encoder_weights: for a keras.applications encoder: "imagenet" (downloaded once by
+            Keras, so it needs a network) or None.
 
     Returns:
         An uncompiled `keras.Model` from `frames` (B, T, H, W, C) in [0, 1] to `next_frames`,
@@ -139,7 +165,7 @@ def convlstm_predict(
     """
     _check_frames(input_shape, filters, "convlstm_predict")
     frames = keras.Input(input_shape, name="frames")
-    x = _encode_recur_decode(frames, filters, recurrent_filters)
+    x = _encode_recur_decode(frames, filters, recurrent_filters, frame_encoder, encoder_weights)
     x = keras.layers.Dense(input_shape[-1], name="to_frame")(x)
     next_frames = keras.layers.Activation("sigmoid", dtype="float32", name="next_frames")(x)
     return keras.Model(frames, next_frames, name="convlstm_predict")

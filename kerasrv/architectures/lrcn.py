@@ -8,12 +8,25 @@ moves, which no single frame shows.
 
 import keras
 
+from kerasrv.architectures import encoders
 from kerasrv.labels import MOTION_DIRECTIONS
 from kerasrv.layers import FrameWise, conv_block, recurrent
 from kerasrv.registry import architecture, register
 
 
-def frame_encoder(frame_shape, filters, features, name="frame_encoder", grid=None):
+def _with_features(base, frame_shape, features, weights):
+    """A given frame encoder (a keras.applications name or a model), then `features` units."""
+    if isinstance(base, str):
+        base = encoders.application(base, frame_shape, weights, model_name="backbone")
+    frame = keras.Input(frame_shape, name="frame")
+    x = base(frame)
+    if len(x.shape) > 2:
+        x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(features, activation="relu", name="features")(x)
+    return keras.Model(frame, x, name="frame_encoder")
+
+
+def cnn_encoder(frame_shape, filters, features, name="frame_encoder", grid=None):
     """A CNN mapping one frame (H, W, C) to a feature vector that keeps where things are.
 
     Conv-BN-ReLU blocks that each halve the resolution (the first with a stride-2 convolution,
@@ -47,11 +60,15 @@ def lrcn(
     cell="lstm",
     dropout=0.3,
     feature_grid=None,
+    frame_encoder="cnn",
+    encoder_weights=None,
 ):
     """Per-frame CNN encoder → recurrent layer → softmax over the clip.
 
     Any clip length works; `feature_grid` lets frames of other sizes reuse the encoder's dense
-    layer (see `frame_encoder`).
+    layer (see `frame_encoder`). The encoder can also be one of `keras.applications`, trained on
+    ImageNet (`frame_encoder="mobilenet_v3_small", encoder_weights="imagenet"`), or any
+    `keras.Model` of a frame; its feature map is flattened into `features` as the own CNN's is.
 
     Args:
         input_shape: (frames, height, width, channels); height and width divisible by
@@ -64,6 +81,10 @@ def lrcn(
         dropout: dropout before the head.
         feature_grid: (rows, columns) of the encoder's last feature map (None: whatever the
             frame size gives).
+        frame_encoder: "cnn" (the conv blocks of `filters`), a keras.applications name, or a
+            `keras.Model` from one frame to a feature map or vector.
+        encoder_weights: for a keras.applications encoder: "imagenet" (downloaded once by
+            Keras, so it needs a network) or None.
 
     Returns:
         An uncompiled `keras.Model` from `frames` (B, T, H, W, C) in [0, 1] to `probabilities`.
@@ -74,7 +95,10 @@ def lrcn(
         (2, 8)
     """
     frames = keras.Input(input_shape, name="frames")
-    encoder = frame_encoder(input_shape[1:], filters, features, grid=feature_grid)
+    if isinstance(frame_encoder, str) and frame_encoder == "cnn":
+        encoder = cnn_encoder(input_shape[1:], filters, features, grid=feature_grid)
+    else:
+        encoder = _with_features(frame_encoder, input_shape[1:], features, encoder_weights)
     x = FrameWise(encoder, name="encoder")(frames)
     x = recurrent(cell, units, name=cell)(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)

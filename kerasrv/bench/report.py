@@ -28,6 +28,9 @@ def _goal_rows(name, e):
             e["pipeline_vs_training"] >= 5,
         )
     )
+    if "video_files" in e:
+        ratio = e["video_files"]["decode_vs_training"]
+        rows.append((f"video decoding ×{ratio:.1f} of training (goal ≥ 5)", ratio >= 5))
     return rows
 
 
@@ -201,6 +204,30 @@ def report(results_path=RESULTS, markdown=None, chart=None):
             for n, e in entries.items()
         ],
     )
+    videos = {n: e["video_files"] for n, e in entries.items() if "video_files" in e}
+    if videos:
+        lines += [
+            "## Video files",
+            "",
+            "Clips decoded from mp4 files (32-frame 128×128 colour clips, `kerasrv data folder "
+            "videos`) by the `kerasrv train --data` pipeline, against the entry's training "
+            "samples/s at the clip shape (goal ≥ 5×).",
+            "",
+        ]
+        table(
+            ["entry", "clip", "files", "decoded clips/s", "training samples/s", "× training"],
+            [
+                [
+                    n,
+                    "×".join(map(str, v["clip_shape"])),
+                    v["files"],
+                    f"{v['decoded_clips_per_s']:.1f}",
+                    f"{v['train_samples_per_s']:.1f}",
+                    f"{v['decode_vs_training']:.1f}",
+                ]
+                for n, v in videos.items()
+            ],
+        )
     compared = {n: e["comparison"] for n, e in entries.items() if "comparison" in e}
     if compared:
         lines += ["## Test metric after the same training (entry vs textbook)", ""]

@@ -19,6 +19,7 @@ import numpy as np
 from kerasrv import data, evaluation, export, tasks, zoo
 from kerasrv.bench import measure
 from kerasrv.bench.textbooks import textbook
+from kerasrv.data import files, samples
 from kerasrv.training import hardware, versions
 
 RESULTS = Path("bench/results.json")
@@ -160,6 +161,8 @@ def bench_entry(name, quick=False, data_dir=None):
         result["pipeline_examples_per_s"] / result["train_samples_per_s"]
     )
     result["pipeline_dataset"] = dataset
+    if task.name == "video_classification":
+        result["video_files"] = video_files(name, quick)
 
     if not quick:
         keras.utils.set_random_seed(0)
@@ -167,6 +170,45 @@ def bench_entry(name, quick=False, data_dir=None):
             card, zoo.load(name, weights=None), textbook(card), batch, data_dir
         )
     return result
+
+
+# A user's clips: 16 RGB frames of 112×112 read from mp4 files (--quick: 4 of 32×32).
+VIDEO_SHAPE = (16, 112, 112, 3)
+QUICK_VIDEO_SHAPE = (4, 32, 32, 3)
+
+
+def video_files(name, quick=False):
+    """Clips/s decoded from mp4 files into batches, against the entry's training at that shape.
+
+    The files are 32-frame 128×128 colour clips written by `kerasrv data folder videos`; the
+    pipeline is the one `kerasrv train --data` uses (OpenCV decoding in parallel in tf.data),
+    read twice through (the second pass is timed). Training is timed as in `bench_entry`, on a
+    random batch of the recipe's size at the clip shape, with the entry's weights adapted.
+    """
+    shape = QUICK_VIDEO_SHAPE if quick else VIDEO_SHAPE
+    batch = 8 if quick else zoo.get_entry(name).recipe["batch_size"]
+    with tempfile.TemporaryDirectory() as folder:
+        clips = samples.write("videos", folder, count=4 if quick else 12, frames=32, size=128)
+        found = files.scan(clips, "video_classification")
+        card = {"task": "video_classification", "input_shape": list(shape)}
+        ds = files.dataset(found, card, "train", batch)
+        for _ in ds:  # the first pass starts the decoders
+            pass
+        start, count = time.perf_counter(), 0
+        for x, _ in ds:
+            count += int(x.shape[0])
+        clips_per_s = count / (time.perf_counter() - start)
+    model = zoo.load(name, weights=None, input_shape=shape, num_classes=len(found.class_names))
+    task = tasks.get("video_classification")
+    x, y = task.synthetic_batch(shape, batch, len(found.class_names), np.random.default_rng(0))
+    training = measure.train_throughput(model, x, y, 1.0 if quick else 10.0)
+    return {
+        "clip_shape": list(shape),
+        "files": len(found.train),
+        "decoded_clips_per_s": clips_per_s,
+        "train_samples_per_s": training,
+        "decode_vs_training": clips_per_s / training,
+    }
 
 
 def machine():

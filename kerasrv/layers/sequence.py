@@ -97,14 +97,20 @@ class FrameWise(keras.layers.Wrapper):
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        frame_shape = self.layer.compute_output_shape((None, *input_shape[2:]))
-        return (input_shape[0], input_shape[1], *frame_shape[1:])
+        frame_shapes = self.layer.compute_output_shape((None, *input_shape[2:]))
+        return keras.tree.map_shape_structure(
+            lambda shape: (input_shape[0], input_shape[1], *shape[1:]), frame_shapes
+        )
 
     def call(self, inputs, training=None):
         steps = inputs.shape[1] if inputs.shape[1] is not None else ops.shape(inputs)[1]
         frames = ops.reshape(inputs, (-1, *inputs.shape[2:]))
         outputs = self.layer(frames, training=training)
-        # In this layer's compute dtype, as Keras' own wrappers return (Bidirectional): the
-        # wrapped layer may have been built under another dtype policy.
-        outputs = ops.cast(outputs, self.compute_dtype)
-        return ops.reshape(outputs, (-1, steps, *outputs.shape[1:]))
+
+        def unfold(output):
+            # In this layer's compute dtype, as Keras' own wrappers return (Bidirectional):
+            # the wrapped layer may have been built under another dtype policy.
+            output = ops.cast(output, self.compute_dtype)
+            return ops.reshape(output, (-1, steps, *output.shape[1:]))
+
+        return keras.tree.map_structure(unfold, outputs)  # a layer of several outputs too
