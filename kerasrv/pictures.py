@@ -218,3 +218,25 @@ def next_frames(shown, out, title):
     )
     fig.suptitle(title, fontsize=8)
     return _save(fig, out)
+
+
+def rollouts(shown, out, title):
+    """Up to 3 clips: the given frames, then the true future above and the predicted below."""
+    clips = shown[:3]
+    given, future = clips[0][0].shape[0], clips[0][1].shape[0]
+    steps = given + future
+    fig, axes = plt.subplots(
+        2 * len(clips), steps, figsize=(0.9 * steps, 2.1 * len(clips) + 1), squeeze=False
+    )
+    for c, (x, y, p) in enumerate(clips):
+        top, bottom = axes[2 * c], axes[2 * c + 1]
+        for t in range(given):
+            overlay(top[t], x[t] * 255)
+            bottom[t].axis("off")
+        for t in range(future):
+            overlay(top[given + t], y[t] * 255)
+            overlay(bottom[given + t], np.clip(p[t], 0, 1) * 255)
+        top[0].set_ylabel("given, true", fontsize=7)
+        bottom[given].set_ylabel("predicted", fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    return _save(fig, out)

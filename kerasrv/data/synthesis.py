@@ -1,8 +1,10 @@
 """Builds sequences and scenes from real Fashion-MNIST images, deterministically (numpy only).
 
 Moving Fashion-MNIST follows Moving MNIST's recipe (Srivastava et al., 2015): items move with
-constant velocity on a larger canvas and bounce off its borders. Scenes put several items on one
-static canvas without overlap. Each example draws from its own generator seeded by
+constant velocity on a larger canvas and bounce off its borders. `moving_sequence` moves every
+item of a clip in one of 8 directions (so the clip has a motion label); `srivastava_sequence` is
+the original generator as OpenSTL's video-prediction benchmark runs it. Scenes put several
+items on one static canvas without overlap. Each example draws from its own generator seeded by
 (seed, split, index), so any example can be rebuilt alone and two builds are byte-identical.
 
 An item's pixels are its image's pixels of intensity >= `THRESHOLD` (its thresholded
@@ -180,3 +182,56 @@ def scene(rng, images, labels, *, canvas=64, items=(2, 4), attempts=100):
                 "classes": _padded(labels[np.array(indices)]),
                 "boxes": boxes,
             }
+
+
+def srivastava_trajectory(rng, frames, step=0.1):
+    """One item's path in Srivastava et al. (2015)'s Moving MNIST generator, as OpenSTL runs it.
+
+    The position starts uniform in [0, 1)², the direction uniform on the circle; every frame
+    moves `step` along it, and an edge clamps the position and reverses that axis' motion.
+
+    Returns:
+        (frames, 2) positions (y, x) in [0, 1].
+    """
+    y, x = rng.random(), rng.random()
+    theta = rng.random() * 2 * np.pi
+    v_y, v_x = np.sin(theta), np.cos(theta)
+    path = np.zeros((frames, 2))
+    for t in range(frames):
+        y += v_y * step
+        x += v_x * step
+        if x <= 0 or x >= 1:
+            x, v_x = min(max(x, 0.0), 1.0), -v_x
+        if y <= 0 or y >= 1:
+            y, v_y = min(max(y, 0.0), 1.0), -v_y
+        path[t] = y, x
+    return path
+
+
+def srivastava_sequence(rng, images, labels, *, canvas=64, frames=20, items=2, step=0.1):
+    """A clip in Srivastava et al. (2015)'s recipe, the one OpenSTL's Moving (Fashion-)MNIST uses.
+
+    `items` whole 28×28 images move on straight paths of their own direction, bouncing off the
+    edges (`srivastava_trajectory`), drawn as the pixel-wise maximum of the items.
+
+    Returns:
+        A dict: `frames` (T, canvas, canvas, 1) uint8, `items` (indices into `images`) and
+        `classes`, padded with -1, and `positions` (MAX_ITEMS, T, 2) top-left (x, y) of each
+        item in each frame (-1 padding).
+    """
+    limit = canvas - 28
+    video = np.zeros((frames, canvas, canvas), dtype=np.uint8)
+    positions = np.full((MAX_ITEMS, frames, 2), -1, dtype=np.int64)
+    indices = rng.integers(len(images), size=items)
+    for j, index in enumerate(indices):
+        path = (limit * srivastava_trajectory(rng, frames, step)).astype(np.int64)
+        for t, (top, left) in enumerate(path):
+            window = video[t, top : top + 28, left : left + 28]
+            np.maximum(window, images[index], out=window)
+            positions[j, t] = left, top
+    return {
+        "frames": video[..., None],
+        "items": _padded(indices),
+        "classes": _padded(labels[indices]),
+        "positions": positions,
+    }

@@ -6,6 +6,13 @@ them loads after `import kerasrv` (or `import kerasrv.layers`) alone.
 """
 
 from kerasrv.layers.blocks import conv_block, segmentation_head, upsample_block
+from kerasrv.layers.forecast import (
+    ConvLSTMCell,
+    Forecaster,
+    ForecastModel,
+    ScheduledSampling,
+    SpatioTemporalLSTMCell,
+)
 from kerasrv.layers.peephole import PeepholeLSTMCell
 from kerasrv.layers.recurrent import CELLS, UnrolledGRU, recurrent
 from kerasrv.layers.renet import ReNet
@@ -13,6 +20,11 @@ from kerasrv.layers.sequence import FrameWise, ImageToSequence
 
 __all__ = [
     "CELLS",
+    "ConvLSTMCell",
+    "Forecaster",
+    "ForecastModel",
+    "ScheduledSampling",
+    "SpatioTemporalLSTMCell",
     "FrameWise",
     "ImageToSequence",
     "PeepholeLSTMCell",

@@ -1,0 +1,108 @@
+"""Video prediction at the field's protocol: 10 frames in, the next 10 out (OpenSTL's).
+
+Both builders are a `kerasrv.layers.Forecaster`: frames folded into patches (OpenSTL's patch
+trick), a stack of convolutional recurrent cells, and a 1×1 convolution predicting the next
+frame, rolled out on its own predictions after the given frames; in training, scheduled sampling
+(`kerasrv.layers.ScheduledSampling`) lets the true future stand in at first.
+
+    convlstm_forecast  ConvLSTM cells (Shi et al. 2015), OpenSTL's ConvLSTM
+    predrnn            PredRNN's spatio-temporal LSTM cells (Wang et al. 2017): a second memory
+                       that zigzags through the layers
+
+They are trained on `moving_fashion_mnist/openstl` (the `video_prediction` task) and measured
+with OpenSTL's metrics (`kerasrv.tasks.openstl_metrics`).
+"""
+
+import keras
+
+from kerasrv.layers import Forecaster, ForecastModel
+from kerasrv.registry import architecture
+
+
+def _forecaster(name, cell, input_shape, output_frames, filters, kernel_size, patch_size):
+    if len(input_shape) != 4:
+        raise ValueError(
+            f"{name} expects input_shape (frames, height, width, channels), got {input_shape}"
+        )
+    frames = keras.Input(input_shape, name="frames")
+    next_frames = Forecaster(
+        output_frames,
+        cell=cell,
+        filters=filters,
+        kernel_size=kernel_size,
+        patch_size=patch_size,
+        name="next_frames",
+    )(frames)
+    return ForecastModel(frames, next_frames, name=name)
+
+
+@architecture
+def convlstm_forecast(
+    input_shape=(10, 64, 64, 1),
+    *,
+    output_frames=10,
+    filters=(64, 64, 64, 64),
+    kernel_size=5,
+    patch_size=4,
+):
+    """ConvLSTM encoder–forecaster: the next `output_frames` frames from the given ones.
+
+    Args:
+        input_shape: (frames, height, width, channels); height and width divisible by
+            `patch_size`.
+        output_frames: frames to predict.
+        filters: channels of each ConvLSTM layer (OpenSTL's ConvLSTM-S: 4 × 128).
+        kernel_size: convolution side in the cells (OpenSTL: 5).
+        patch_size: frames are read as p×p patches (OpenSTL: 4, so 64×64×1 is 16×16×16).
+
+    Returns:
+        A `kerasrv.layers.ForecastModel` from `frames` (B, T, H, W, C) in [0, 1] to
+        `next_frames` (B, output_frames, H, W, C) in [0, 1].
+
+    Example:
+        >>> model = convlstm_forecast(filters=(16, 16))
+        >>> model(keras.ops.zeros((1, 10, 64, 64, 1))).shape
+        (1, 10, 64, 64, 1)
+    """
+    return _forecaster(
+        "convlstm_forecast",
+        "convlstm",
+        input_shape,
+        output_frames,
+        filters,
+        kernel_size,
+        patch_size,
+    )
+
+
+@architecture
+def predrnn(
+    input_shape=(10, 64, 64, 1),
+    *,
+    output_frames=10,
+    filters=(64, 64, 64, 64),
+    kernel_size=5,
+    patch_size=4,
+):
+    """PredRNN (Wang et al. 2017): spatio-temporal LSTM cells, the next `output_frames` frames.
+
+    Args:
+        input_shape: (frames, height, width, channels); height and width divisible by
+            `patch_size`.
+        output_frames: frames to predict.
+        filters: channels of each ST-LSTM layer, all equal (OpenSTL's PredRNN: 4 × 128).
+        kernel_size: convolution side in the cells (OpenSTL: 5).
+        patch_size: frames are read as p×p patches (OpenSTL: 4).
+
+    Returns:
+        A `kerasrv.layers.ForecastModel` from `frames` (B, T, H, W, C) in [0, 1] to
+        `next_frames` (B, output_frames, H, W, C) in [0, 1].
+
+    Example:
+        >>> model = predrnn(filters=(16, 16))
+        >>> model(keras.ops.zeros((1, 10, 64, 64, 1))).shape
+        (1, 10, 64, 64, 1)
+    """
+    return _forecaster(
+        "predrnn", "stlstm", input_shape, output_frames, filters, kernel_size, patch_size
+    )
