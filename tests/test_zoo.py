@@ -24,10 +24,14 @@ ARCHITECTURES = {
 }
 
 
+# Architectures that have no trained entry yet (the video predictors of OpenSTL's protocol).
+WITHOUT_ENTRIES = {"convlstm_forecast", "predrnn"}
+
+
 def test_the_zoo_covers_every_architecture():
     assert len(ENTRIES) >= 7
     assert {name.split(".")[0] for name in ENTRIES} == ARCHITECTURES
-    assert set(zoo.list_architectures()) == ARCHITECTURES
+    assert set(zoo.list_architectures()) == ARCHITECTURES | WITHOUT_ENTRIES
 
 
 def test_list_models_filters_with_wildcards():
