@@ -285,11 +285,9 @@ class Segmentation(Task):
         return [draw(card, shown, out_dir / "predictions.png", title)]
 
 
-class NextFrame(Task):
-    """Frame t+1 from frames 1..t, for every t of a clip: binary cross-entropy, MSE, SSIM.
-
-    A clip of T stored frames gives inputs frames[:-1] and targets frames[1:].
-    """
+class _PredictsFrames(Task):
+    """What the tasks that predict frames share: an export agrees when its MSE to the true
+    frames is at most `max_mse_ratio` times Keras' (there is no label to agree on)."""
 
     parity_measure = "MSE to the true frames / Keras' MSE"
     max_mse_ratio = 1.1
@@ -298,6 +296,23 @@ class NextFrame(Task):
     @property
     def truncates_frames(self):
         return False
+
+    def agreement(self, reference, predicted, targets, num_classes):
+        return float(((predicted - targets) ** 2).mean() / ((reference - targets) ** 2).mean())
+
+    def agrees(self, agreement):
+        return agreement <= self.max_mse_ratio
+
+    def synthetic_batch(self, shape, batch, num_classes, rng):
+        x = rng.uniform(size=(batch, *shape)).astype("float32")
+        return x, rng.uniform(size=(batch, *shape)).astype("float32")
+
+
+class NextFrame(_PredictsFrames):
+    """Frame t+1 from frames 1..t, for every t of a clip: binary cross-entropy, MSE, SSIM.
+
+    A clip of T stored frames gives inputs frames[:-1] and targets frames[1:].
+    """
 
     def input_shape_of(self, stored_shape):
         return (stored_shape[0] - 1, *stored_shape[1:])
@@ -320,16 +335,6 @@ class NextFrame(Task):
 
     def measure(self, num_classes):
         return _NextFrameMeasure()
-
-    def agreement(self, reference, predicted, targets, num_classes):
-        return float(((predicted - targets) ** 2).mean() / ((reference - targets) ** 2).mean())
-
-    def agrees(self, agreement):
-        return agreement <= self.max_mse_ratio
-
-    def synthetic_batch(self, shape, batch, num_classes, rng):
-        x = rng.uniform(size=(batch, *shape)).astype("float32")
-        return x, rng.uniform(size=(batch, *shape)).astype("float32")
 
     def draw(self, card, result, shown, out_dir):
         from kerasrv import pictures
@@ -418,7 +423,7 @@ class _NextFrameMeasure:
         return {"metrics": m}
 
 
-class VideoPrediction(Task):
+class VideoPrediction(_PredictsFrames):
     """The next frames of a clip from its first ones, with no true frame in between.
 
     OpenSTL's protocol: a stored clip of T frames is split in half, the first T/2 are the
@@ -426,14 +431,6 @@ class VideoPrediction(Task):
     MSE; measured with OpenSTL's metrics (`openstl_metrics`) beside the copy-last-frame
     baseline (the last given frame, repeated).
     """
-
-    parity_measure = "MSE to the true frames / Keras' MSE"
-    max_mse_ratio = 1.1
-    per_pixel = True
-
-    @property
-    def truncates_frames(self):
-        return False
 
     def input_shape_of(self, stored_shape):
         return (stored_shape[0] // 2, *stored_shape[1:])
@@ -457,16 +454,6 @@ class VideoPrediction(Task):
 
     def measure(self, num_classes):
         return _VideoPredictionMeasure()
-
-    def agreement(self, reference, predicted, targets, num_classes):
-        return float(((predicted - targets) ** 2).mean() / ((reference - targets) ** 2).mean())
-
-    def agrees(self, agreement):
-        return agreement <= self.max_mse_ratio
-
-    def synthetic_batch(self, shape, batch, num_classes, rng):
-        x = rng.uniform(size=(batch, *shape)).astype("float32")
-        return x, rng.uniform(size=(batch, *shape)).astype("float32")
 
     def draw(self, card, result, shown, out_dir):
         from kerasrv import pictures

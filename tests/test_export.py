@@ -2,7 +2,6 @@
 
 import concurrent.futures
 import fcntl
-import hashlib
 import json
 import multiprocessing
 import os
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import tree_digest
 from tensorflow.core.protobuf import saved_model_pb2
 
 from kerasrv import data, export, tasks, zoo
@@ -195,14 +195,6 @@ def test_saved_model_cli_lists_the_signature(exports):
     assert "outputs['probabilities'] tensor_info:" in text
 
 
-def _tree_digest(directory):
-    digest = hashlib.sha256()
-    for path in sorted(Path(directory).rglob("*")):
-        if path.is_file():
-            digest.update(str(path.relative_to(directory)).encode() + path.read_bytes())
-    return digest.hexdigest()
-
-
 def test_a_second_export_makes_version_2_and_leaves_version_1(
     tmp_path, tfds_dir, capsys, monkeypatch
 ):
@@ -210,7 +202,7 @@ def test_a_second_export_makes_version_2_and_leaves_version_1(
 
     monkeypatch.setenv("TFDS_DATA_DIR", tfds_dir)
     first = export.export(*zoo.resolve("row_rnn.gru"), ("saved_model",), tmp_path)
-    before = _tree_digest(first["directory"])
+    before = tree_digest(first["directory"])
     assert (
         cli.main(
             [
@@ -230,7 +222,7 @@ def test_a_second_export_makes_version_2_and_leaves_version_1(
     assert f"to {tmp_path / 'row_rnn.gru' / '2'}" in printed and "passes" in printed
     assert sorted(p.name for p in (tmp_path / "row_rnn.gru").iterdir()) == ["1", "2"]
     assert first["directory"].stat().st_mode & 0o005 == 0o005  # a server's user can read it
-    assert _tree_digest(first["directory"]) == before
+    assert tree_digest(first["directory"]) == before
     parity = json.loads((tmp_path / "row_rnn.gru" / "2" / export.PARITY_FILE).read_text())
     assert parity["samples"] == 20 and set(parity["formats"]) == {"saved_model", "tflite"}
     assert all(f["passes"] for f in parity["formats"].values())
