@@ -244,49 +244,10 @@ class FashionMnistScenes(_BuiltFromFashionMnist):
             train_examples=1_000,
             test_examples=200,
         ),
-        MovingConfig(
-            name="openstl",
-            description="OpenSTL's Moving FashionMNIST protocol: 64×64 canvas, 20 frames (10 "
-            "in, 10 to predict), two 28×28 items on their own straight paths, bouncing "
-            "(Srivastava et al. 2015's generator); 10,000 train clips from train images, "
-            "10,000 test clips from test images.",
-            frames=20,
-            items=(2, 2),
-            train_examples=10_000,
-            test_examples=10_000,
-            recipe="srivastava",
-        ),
-        MovingConfig(
-            name="openstl_small",
-            description="The openstl recipe with few clips; for tests.",
-            frames=20,
-            items=(2, 2),
-            train_examples=200,
-            test_examples=100,
-            recipe="srivastava",
-        ),
     ]
 
     def _info(self):
         c = self.builder_config
-        if c.recipe == "srivastava":
-            return self.dataset_info_from_configs(
-                description=(
-                    "Clips of two Fashion-MNIST items moving on straight paths of their own "
-                    "direction and bouncing off the canvas edges (Srivastava et al. 2015), "
-                    "drawn as their pixel-wise maximum: OpenSTL's Moving FashionMNIST."
-                ),
-                features=tfds.features.FeaturesDict(
-                    {
-                        "frames": _uint8((c.frames, c.canvas, c.canvas, 1)),
-                        "items": _indices(),
-                        "classes": _indices(),
-                        "positions": _indices((synthesis.MAX_ITEMS, c.frames, 2)),
-                    }
-                ),
-                homepage=_HOMEPAGE,
-                citation=_CITATION,
-            )
         return self.dataset_info_from_configs(
             description=(
                 "Fashion-MNIST items placed without overlap on one canvas, with a mask holding "

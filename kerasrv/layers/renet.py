@@ -40,8 +40,10 @@ class ReNet(keras.layers.Layer):
         self.patch_size = patch_size
         self.cell = cell
         self.unroll = unroll
-        # The sweeps compute in this layer's dtype policy (mixed precision included).
-        policy = self.dtype_policy
+        # The sweeps compute in this layer's dtype policy (mixed precision included). Its name,
+        # not the policy object: Bidirectional rebuilds its backward layer from the forward
+        # one's config, where a shared policy object would be serialized as a shared object.
+        policy = self.dtype_policy.name
         self.horizontal = keras.layers.Bidirectional(
             recurrent(cell, units, return_sequences=True, unroll=unroll, name="rows", dtype=policy),
             name="horizontal",
