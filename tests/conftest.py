@@ -9,10 +9,16 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def tfds_dir(tmp_path_factory):
-    """A TFDS data directory for the session: kerasrv's builders prepare into it on first use."""
-    return str(tmp_path_factory.mktemp("tensorflow_datasets"))
+    """A TFDS data directory for the session: kerasrv's builders prepare into it on first use.
+
+    Every test and every command it starts reads and writes datasets there ($TFDS_DATA_DIR),
+    never in the user's ~/tensorflow_datasets.
+    """
+    directory = str(tmp_path_factory.mktemp("tensorflow_datasets"))
+    os.environ["TFDS_DATA_DIR"] = directory
+    return directory
 
 
 @pytest.fixture(autouse=True)

@@ -84,3 +84,23 @@ def tree_digest(directory):
         if path.is_file():
             digest.update(str(path.relative_to(directory)).encode() + path.read_bytes())
     return digest.hexdigest()
+
+
+def call_cli(*args):
+    """`kerasrv ARGS` in this process (no start-up cost); usage errors exit as argparse does.
+
+    Returns:
+        (exit status, stdout, stderr lines).
+    """
+    import contextlib
+    import io
+
+    from kerasrv import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as exit:
+            code = exit.code
+    return code, out.getvalue(), [line for line in err.getvalue().splitlines() if line.strip()]

@@ -44,17 +44,17 @@ RUNTIMES = {
 
 def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeypatch):
     out = tmp_path / "results.json"
-    bench.run(["cnn_lstm"], quick=True, out=out, data_dir=tfds_dir, log=lambda _: None)
+    bench.run(["row_rnn.gru"], quick=True, out=out, data_dir=tfds_dir, log=lambda _: None)
     first = json.loads(out.read_text())
-    # a second run adds lrcn to the same file and keeps cnn_lstm as measured
+    # a second run adds lrcn to the same file and keeps row_rnn.gru as measured
     bench.run(["lrcn"], quick=True, out=out, data_dir=tfds_dir, log=lambda _: None, update=True)
     results = json.loads(out.read_text())
     assert results["machine"] == first["machine"]
-    assert results["entries"]["cnn_lstm.fmnist"] == first["entries"]["cnn_lstm.fmnist"]
+    assert results["entries"]["row_rnn.gru"] == first["entries"]["row_rnn.gru"]
     assert results["entries"]["lrcn.motion"]["measured"] > first["machine"]["date"]
     assert results["quick"] is True and results["matmul_flops_per_s"] > 0
     assert {"date", "hardware", "cores", "versions"} <= set(results["machine"])
-    assert set(results["entries"]) == {"cnn_lstm.fmnist", "lrcn.motion"}
+    assert set(results["entries"]) == {"row_rnn.gru", "lrcn.motion"}
     videos = results["entries"]["lrcn.motion"]["video_files"]
     assert videos["clip_shape"] == [4, 32, 32, 3] and videos["decoded_clips_per_s"] > 0
     assert videos["decode_vs_training"] > 0
@@ -74,7 +74,7 @@ def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeyp
     monkeypatch.chdir(tmp_path)
     markdown, chart = bench.report(out)
     text = markdown.read_text()
-    assert "## Training" in text and "cnn_lstm.fmnist" in text and "## Goals" in text
+    assert "## Training" in text and "row_rnn.gru" in text and "## Goals" in text
     assert "### Where training time goes" in text
     assert "Measured again later" in text and "lrcn.motion on" in text
     assert "## Video files" in text and "video decoding ×" in text

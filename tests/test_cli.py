@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import tensorflow as tf
-from helpers import run_cli
+from helpers import call_cli, run_cli
 
 from kerasrv import artifacts, cli, zoo
 
@@ -85,7 +85,7 @@ def test_evaluate_prints_the_metrics_and_writes_pictures(tmp_path, tfds_dir, mon
     ],
 )
 def test_user_errors_are_one_line_and_status_2(args, expected):
-    code, stdout, stderr = run_cli(*args)
+    code, stdout, stderr = call_cli(*args)
     assert code == 2, stderr
     assert len(stderr) == 1 and expected in stderr[0], stderr
     assert stderr[0].startswith(f"kerasrv {args[0]}")
@@ -115,13 +115,13 @@ def _read_only_dir(tmp_path):
 def test_an_out_that_is_a_file_or_read_only_is_one_line(command, tmp_path, tfds_dir):
     a_file = tmp_path / "a_file"
     a_file.write_text("mine\n")
-    code, _, stderr = run_cli(*command, "--out", a_file, env={"TFDS_DATA_DIR": tfds_dir})
+    code, _, stderr = call_cli(*command, "--out", a_file)
     assert code == 2 and len(stderr) == 1, stderr
     assert str(a_file) in stderr[0]
     assert a_file.read_text() == "mine\n"
     directory, release = _read_only_dir(tmp_path)
     try:
-        code, _, stderr = run_cli(*command, "--out", directory, env={"TFDS_DATA_DIR": tfds_dir})
+        code, _, stderr = call_cli(*command, "--out", directory)
     finally:
         release()
     assert code == 2 and len(stderr) == 1, stderr
@@ -131,33 +131,32 @@ def test_an_out_that_is_a_file_or_read_only_is_one_line(command, tmp_path, tfds_
 # --- the three kinds of target -----------------------------------------------------------------
 
 
-def test_evaluate_and_export_take_a_name_a_run_and_a_keras_file(finished_run, tmp_path, tfds_dir):
+def test_evaluate_and_export_take_a_name_a_run_and_a_keras_file(
+    finished_run, tmp_path, tfds_dir, monkeypatch
+):
     """A user's re-headed model, saved as .keras, exports with its own 4 classes."""
+    monkeypatch.setenv("TFDS_DATA_DIR", tfds_dir)
     zoo.load("row_rnn.gru").save(tmp_path / "gru.keras")
-    env = {"TFDS_DATA_DIR": tfds_dir}
     for target in ("row_rnn.gru", finished_run, tmp_path / "gru.keras"):
-        code, stdout, stderr = run_cli(
-            "evaluate", target, "--split", "test[:64]", "--out", "", env=env
-        )
+        code, stdout, stderr = call_cli("evaluate", target, "--split", "test[:64]", "--out", "")
         assert code == 0, stderr
         assert "(64 examples)" in stdout and "accuracy" in stdout
-        code, stdout, stderr = run_cli(
-            "export", target, "--parity-samples", "16", "--out", tmp_path / "export", env=env
+        code, stdout, stderr = call_cli(
+            "export", target, "--parity-samples", "16", "--out", tmp_path / "export"
         )
         assert code == 0, stderr
         assert stdout.count("passes") == 2, stdout
     tuned = zoo.load("row_rnn.gru", num_classes=4)
     tuned.save(tmp_path / "my_model.keras")
-    code, _, stderr = run_cli("evaluate", tmp_path / "my_model.keras", env=env)
+    code, _, stderr = call_cli("evaluate", tmp_path / "my_model.keras")
     assert code == 2 and "the targets hold class 9, but the model has 4 classes" in stderr[0]
-    code, stdout, stderr = run_cli(
+    code, stdout, stderr = call_cli(
         "export",
         tmp_path / "my_model.keras",
         "--parity-samples",
         "16",
         "--out",
         tmp_path / "export",
-        env=env,
     )
     assert code == 0, stderr
     version = tmp_path / "export" / "my_model" / "1"

@@ -411,6 +411,7 @@ def test_the_next_export_sweeps_a_dead_exports_staging_folder_and_spares_a_live_
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == ["1"]
 
 
+@pytest.mark.slow  # four exports; the default run kills one at a fixed point (above)
 def test_exports_killed_at_random_points_leave_no_partial_version(tmp_path, tfds_dir):
     command = [
         sys.executable,

@@ -7,7 +7,7 @@ import cv2
 import keras
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import call_cli, run_cli
 
 from kerasrv.data import DatasetError, files, samples
 
@@ -100,7 +100,7 @@ def test_a_file_that_cannot_be_used_is_named_in_one_line(kind, damage, message, 
         files.scan(copy, task[kind])
     assert "\n" not in str(caught.value)
     entry = {"images": "cnn_lstm", "masks": "reseg", "videos": "lrcn"}[kind]
-    code, _, stderr = run_cli("train", entry, "--data", copy, *QUICK, "--out", tmp_path / "runs")
+    code, _, stderr = call_cli("train", entry, "--data", copy, *QUICK, "--out", tmp_path / "runs")
     assert code == 2 and len(stderr) == 1 and message.split(":")[0] in stderr[0], stderr
     assert not (tmp_path / "runs").exists()  # nothing written
 

@@ -23,7 +23,7 @@ def randomize(layer, rng, scale=0.5):
     )
 
 
-def test_peephole_cell_matches_document_equations():
+def test_peephole_cell_matches_the_gers_schmidhuber_equations():
     rng = np.random.default_rng(0)
     units, steps, features, batch = 5, 6, 3, 4
     rnn = keras.layers.RNN(layers.PeepholeLSTMCell(units), return_sequences=True)
@@ -48,7 +48,7 @@ def test_peephole_cell_matches_document_equations():
     np.testing.assert_allclose(rnn(x).numpy(), np.stack(expected, 1), atol=1e-5)
 
 
-def test_row_rnn_simple_cell_matches_document_equations():
+def test_row_rnn_simple_cell_matches_the_elman_equations():
     rng = np.random.default_rng(1)
     model = row_rnn(
         input_shape=(6, 5, 1), num_classes=4, cell="simple", units=7, num_layers=1, dropout=0.0

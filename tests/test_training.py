@@ -173,6 +173,7 @@ def test_a_finished_run_is_refused_with_one_line_and_kept(finished_run, tfds_dir
     assert tree_digest(finished_run) == before
 
 
+@pytest.mark.slow  # four training runs; the default run kills one at a fixed point (above)
 def test_killed_at_random_points_a_run_resumes_and_then_stays_finished(tmp_path, tfds_dir):
     args = ["train", "row_rnn.gru", "--epochs", "4", *QUICK, "--out", str(tmp_path)]
     directory = tmp_path / "row_rnn.gru"

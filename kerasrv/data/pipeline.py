@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -36,6 +37,8 @@ def load_split(dataset, split, data_dir=None):
     Raises:
         DatasetError: unknown dataset, or a standard one that is not prepared locally.
     """
+    # $TFDS_DATA_DIR read now, not when tfds was imported (as tfds' own default is)
+    data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
     try:
         builder = tfds.builder(dataset, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
