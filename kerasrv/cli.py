@@ -365,8 +365,8 @@ def build_parser():
     p.add_argument(
         "--format",
         default="saved_model,tflite",
-        help="comma-separated: saved_model, tflite, tflite_dynamic, tflite_float16, "
-        "tflite_int8, onnx (default saved_model,tflite)",
+        help="comma-separated: saved_model, tflite, tflite_batch1, tflite_dynamic, "
+        "tflite_float16, tflite_int8, onnx (default saved_model,tflite)",
     )
     p.add_argument("--out", default="export", help="export root (default export/)")
     p.add_argument(

@@ -28,7 +28,6 @@ Example:
 
 import dataclasses
 import fcntl
-import functools
 import json
 import os
 import shutil
@@ -41,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasrv import artifacts, tasks
-from kerasrv.layers import UnrolledGRU
+from kerasrv.layers import FusedBidirectionalLSTM, FusedLSTM, UnrolledGRU
 
 # Full-integer op sets by activation width. 16 is TFLite's 16x8 mode (int8 weights, int16
 # activations): a 28-step LSTM state kept in 8 bits drifts (row_rnn.lstm 0.976 top-1 agreement,
@@ -60,6 +59,7 @@ PARITY_FILE = "parity.json"
 PARITY_BATCH_SIZES = (1, 7)
 STAGING = ".partial-"  # staging folders are named .<version>.partial-<token>
 LOCK_SUFFIX = ".lock"  # and their export holds .<token>.lock
+CONVERTER_INPUT = ".converter-input"  # inside the staging folder: what the converters read
 
 
 # --- the model the converters get ------------------------------------------------------------
@@ -84,25 +84,39 @@ def unrolled(model):
     return copy
 
 
-def converter_form(model):
+def converter_form(model, fuse_lstms=False):
     """What the TFLite converter gets: `unrolled(model)`, with its GRUs as `UnrolledGRU`.
 
     Same weights, same outputs. `UnrolledGRU` is the form of Keras' GRU that full-integer
     quantization keeps (see its docstring); a GRU it cannot stand for stays Keras' unrolled GRU.
+    With `fuse_lstms`, LSTMs (alone or in a Bidirectional) become `FusedLSTM`s, which the
+    converter fuses into `UNIDIRECTIONAL_SEQUENCE_LSTM` when the batch is static. (The
+    converter has no such interface for GRUs: they stay unrolled in every file.)
     """
-    if not any(isinstance(layer, keras.layers.GRU) for layer in model.layers):
+
+    def replacement(layer):
+        if isinstance(layer, keras.layers.GRU):
+            return UnrolledGRU.like(layer)
+        if fuse_lstms and isinstance(layer, keras.layers.LSTM):
+            return FusedLSTM.like(layer)
+        if fuse_lstms and isinstance(layer, keras.layers.Bidirectional):
+            return FusedBidirectionalLSTM.like(layer)
+        return None
+
+    if not any(replacement(layer) is not None for layer in model.layers):
         return unrolled(model)
+    replaced = set()
 
     def convert(layer):
-        if isinstance(layer, keras.layers.GRU):
-            replacement = UnrolledGRU.like(layer)  # carries the GRU's weights
-            if replacement is not None:
-                return replacement
+        new = replacement(layer)  # carries the layer's weights
+        if new is not None:
+            replaced.add(layer.name)
+            return new
         return layer.__class__.from_config(_unrolled_config(layer.get_config()))
 
     copy = keras.models.clone_model(model, clone_function=convert)
     for old, new in zip(model.layers, copy.layers):
-        if not isinstance(new, UnrolledGRU):
+        if old.name not in replaced:
             new.set_weights(old.get_weights())
     return copy
 
@@ -120,26 +134,31 @@ class _Job:
     calibration: object  # a callable yielding [input batch] lists, or None
     int8_activations: int
 
-    @functools.cached_property
-    def converter_input(self):
-        """The converter form of the model as a SavedModel, made once per export.
+    inputs: dict = dataclasses.field(default_factory=dict)
 
-        It lives in the staging folder, so it goes wherever the staging folder goes: removed
+    def converter_input(self, batch_size=None):
+        """The converter form of the model as a SavedModel, made once per export and batch size.
+
+        A dynamic batch (None) gets the unrolled form; a fixed one gets fused LSTMs too. It
+        lives in the staging folder, so it goes wherever the staging folder goes: removed
         before the version is published, or swept with the folder of a killed export.
         """
-        directory = self.staging / ".converter-input"
-        write_saved_model(converter_form(self.model), self.card, directory, guard=False)
-        return directory
+        if batch_size not in self.inputs:
+            directory = self.staging / CONVERTER_INPUT / f"batch-{batch_size or 'any'}"
+            form = converter_form(self.model, fuse_lstms=batch_size is not None)
+            write_saved_model(form, self.card, directory, guard=False, batch_size=batch_size)
+            self.inputs[batch_size] = directory
+        return self.inputs[batch_size]
 
 
-def _signature(card):
+def _signature(card, batch_size=None):
     """The serving signature's input spec and output name: the task's names for them."""
     task = tasks.get(card["task"])
-    spec = tf.TensorSpec((None, *card["input_shape"]), tf.float32, name=task.input_name)
+    spec = tf.TensorSpec((batch_size, *card["input_shape"]), tf.float32, name=task.input_name)
     return spec, task.output_name
 
 
-def write_saved_model(model, card, directory, guard=True):
+def write_saved_model(model, card, directory, guard=True, batch_size=None):
     """A SavedModel with one `serving_default` signature: named input, named output.
 
     A signature checks its inputs' dtype, not their shape: a wrong-rank input reaches the
@@ -147,9 +166,9 @@ def write_saved_model(model, card, directory, guard=True):
     a wrong shape is an InvalidArgumentError naming the expected one, and a sample holding a NaN
     or an infinity gets NaN outputs: TensorFlow's kernels (pooling, ReLU) can turn a NaN image
     into a confident answer, which a server must never return. (The copy that only feeds the
-    TFLite converter goes without.)
+    TFLite converter goes without.) `batch_size` fixes the batch (None: any).
     """
-    spec, output = _signature(card)
+    spec, output = _signature(card, batch_size)
 
     def serve(x):
         if not guard:
@@ -172,11 +191,12 @@ def _write_saved_model(job, path):
 
 def _tflite_writer(variant):
     def write(job, path):
+        batch_size = 1 if variant == "batch1" else None
         converter = tf.lite.TFLiteConverter.from_saved_model(
-            str(job.converter_input), ["serving_default"]
+            str(job.converter_input(batch_size)), ["serving_default"]
         )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if variant != "float32":
+        if variant not in ("float32", "batch1"):
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if variant == "float16":
             converter.target_spec.supported_types = [tf.float16]
@@ -240,6 +260,8 @@ class TFLiteModel:
         ((self.input_name, spec),) = runner.get_input_details().items()
         ((self.output_name, _),) = runner.get_output_details().items()
         self.input_shape = tuple(int(d) for d in spec["shape_signature"][1:])
+        batch = int(spec["shape_signature"][0])
+        self.batch_size = None if batch == -1 else batch  # a fixed-batch file's batch
 
     @property
     def interpreter(self):
@@ -247,9 +269,9 @@ class TFLiteModel:
         if not hasattr(self._local, "interpreter"):
             from ai_edge_litert.interpreter import Interpreter
 
-            self._local.interpreter = Interpreter(
-                model_path=str(self.path), num_threads=self.num_threads
-            )
+            interpreter = Interpreter(model_path=str(self.path), num_threads=self.num_threads)
+            interpreter.allocate_tensors()  # so that its variable tensors can be reset
+            self._local.interpreter = interpreter
         return self._local.interpreter
 
     @property
@@ -279,11 +301,30 @@ class TFLiteModel:
                 f"{self.path.name} expects float32 input in [0, 1], got dtype {x.dtype}"
             )
         invalid = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
-        y = self.runner(**{self.input_name: np.ascontiguousarray(x)})[self.output_name]
+        x = np.ascontiguousarray(x)
+        if self.batch_size is None:
+            y = self.runner(**{self.input_name: x})[self.output_name]
+        elif len(x) % self.batch_size:
+            raise ValueError(
+                f"{self.path.name} takes batches of {self.batch_size}, got a batch of {len(x)}"
+            )
+        else:  # a fixed-batch file reads the batch a slice at a time
+            y = np.concatenate(
+                [
+                    self._run_fixed(x[i : i + self.batch_size])
+                    for i in range(0, len(x), self.batch_size)
+                ]
+            )
         if invalid.any():
             y = y.astype(np.float32)
             y[invalid] = np.nan
         return y
+
+    def _run_fixed(self, x):
+        # A fused LSTM op keeps its state in variable tensors that carry over from one
+        # invocation to the next (TFLite's design for streaming): zero them for a new sample.
+        self.interpreter.reset_all_variables()
+        return self.runner(**{self.input_name: x})[self.output_name]
 
 
 def onnx_function(path, card=None):
@@ -340,6 +381,12 @@ FORMATS = {
     for f in (
         Format("saved_model", "", _write_saved_model, saved_model_function, 1e-5),
         Format("tflite", "model.tflite", _tflite_writer("float32"), _tflite_runner, 1e-4),
+        # float32 at a fixed batch of 1, for on-device use: the form whose LSTMs the converter
+        # fuses into UNIDIRECTIONAL_SEQUENCE_LSTM (`converter_form`); `TFLiteModel` feeds it
+        # larger batches one sample at a time.
+        Format(
+            "tflite_batch1", "model.batch1.tflite", _tflite_writer("batch1"), _tflite_runner, 1e-4
+        ),
         Format(
             "tflite_dynamic",
             "model.dynamic.tflite",
@@ -598,7 +645,7 @@ def export(
             path = staging / fmt.file if fmt.file else staging
             fmt.write(job, path)
             files[name] = path
-        shutil.rmtree(staging / ".converter-input", ignore_errors=True)
+        shutil.rmtree(staging / CONVERTER_INPUT, ignore_errors=True)
         artifacts.write_card(staging, card)
         for name, path in files.items():
             sizes[name] = _size(path) if path != staging else _saved_model_size(staging)

@@ -183,6 +183,43 @@ def test_unrolled_gru_matches_keras_gru(return_sequences):
     np.testing.assert_allclose(unrolled(x).numpy(), gru(x).numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_fused_lstm_matches_keras_lstm(return_sequences, go_backwards):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 6, 3)).astype("float32")
+    lstm = keras.layers.LSTM(5, return_sequences=return_sequences, go_backwards=go_backwards)
+    lstm(x)
+    lstm.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in lstm.weights])
+    fused = layers.FusedLSTM.like(lstm)
+    np.testing.assert_allclose(fused(x).numpy(), lstm(x).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_fused_bidirectional_lstm_matches_keras_bidirectional(merge_mode, return_sequences):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 6, 3)).astype("float32")
+    keras_layer = keras.layers.Bidirectional(
+        keras.layers.LSTM(5, return_sequences=return_sequences), merge_mode=merge_mode
+    )
+    keras_layer(x)
+    keras_layer.set_weights(
+        [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in keras_layer.weights]
+    )
+    fused = layers.FusedBidirectionalLSTM.like(keras_layer)
+    np.testing.assert_allclose(fused(x).numpy(), keras_layer(x).numpy(), atol=1e-6)
+
+
+def test_fused_lstm_stands_only_for_the_default_lstm():
+    assert layers.FusedLSTM.like(keras.layers.LSTM(4, activation="relu")) is None
+    assert layers.FusedLSTM.like(keras.layers.LSTM(4, use_bias=False)) is None
+    assert layers.FusedLSTM.like(keras.layers.GRU(4)) is None
+    gru_pair = keras.layers.Bidirectional(keras.layers.GRU(4))
+    assert layers.FusedBidirectionalLSTM.like(gru_pair) is None
+    assert layers.FusedLSTM.like(keras.layers.LSTM(4), (None, 3, 2)) is not None  # builds it
+
+
 def test_unrolled_gru_stands_only_for_the_default_gru():
     assert layers.UnrolledGRU.like(keras.layers.GRU(4, go_backwards=True)) is None
     assert layers.UnrolledGRU.like(keras.layers.GRU(4, reset_after=False)) is None
@@ -232,6 +269,18 @@ LAYER_CASES = {
         (2, 5, 3),
         (2, 5, 4),
     ),
+    "FusedLSTM": (
+        layers.FusedLSTM,
+        lambda: {"units": 4, "return_sequences": True, "go_backwards": True},
+        (2, 5, 3),
+        (2, 5, 4),
+    ),
+    "FusedBidirectionalLSTM": (
+        layers.FusedBidirectionalLSTM,
+        lambda: {"units": 4, "merge_mode": "concat"},
+        (2, 5, 3),
+        (2, 8),
+    ),
     "UnrolledGRU": (
         layers.UnrolledGRU,
         lambda: {"units": 4, "return_sequences": False},
@@ -271,6 +320,12 @@ class KerasLayerHarness(keras.src.testing.TestCase):
 
     def test_unrolled_gru(self):
         self._run("UnrolledGRU")
+
+    def test_fused_lstm(self):
+        self._run("FusedLSTM")
+
+    def test_fused_bidirectional_lstm(self):
+        self._run("FusedBidirectionalLSTM")
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

@@ -14,7 +14,13 @@ from kerasrv.layers.forecast import (
     SpatioTemporalLSTMCell,
 )
 from kerasrv.layers.peephole import PeepholeLSTMCell
-from kerasrv.layers.recurrent import CELLS, UnrolledGRU, recurrent
+from kerasrv.layers.recurrent import (
+    CELLS,
+    FusedBidirectionalLSTM,
+    FusedLSTM,
+    UnrolledGRU,
+    recurrent,
+)
 from kerasrv.layers.renet import ReNet
 from kerasrv.layers.sequence import FrameWise, ImageToSequence
 
@@ -26,6 +32,8 @@ __all__ = [
     "ScheduledSampling",
     "SpatioTemporalLSTMCell",
     "FrameWise",
+    "FusedBidirectionalLSTM",
+    "FusedLSTM",
     "ImageToSequence",
     "PeepholeLSTMCell",
     "ReNet",

@@ -1,4 +1,7 @@
-"""One constructor for the zoo's recurrent layers, chosen by cell name."""
+"""One constructor for the zoo's recurrent layers, chosen by cell name, and the forms of Keras'
+recurrent layers that TFLite's converter needs (same weights, same outputs)."""
+
+import uuid
 
 import keras
 
@@ -139,3 +142,235 @@ class UnrolledGRU(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         return {**config, "units": self.units, "return_sequences": self.return_sequences}
+
+
+def _lstm_interface(go_backwards):
+    """A fresh function with the interface TFLite's converter fuses into one LSTM op.
+
+    The converter (its prepare-composite-functions pass) replaces a function whose
+    `api_implements` attribute starts with "lstm_" by `UNIDIRECTIONAL_SEQUENCE_LSTM` when the
+    function has the signature of tf_keras' `standard_lstm`: (inputs, init_h, init_c, kernel,
+    recurrent_kernel, bias) → (last output, outputs, h, c, runtime), batch-major, with static
+    shapes. tf_keras marked its LSTMs this way; Keras 3 does not (LiteRT#41). The body below is
+    the same recurrence step by step, which TensorFlow runs and the converter discards. Each
+    function needs its own `api_implements` value: the converter fuses one function per value.
+    """
+    import tensorflow as tf
+
+    attributes = {
+        "api_implements": f"lstm_{uuid.uuid4()}",
+        "api_preferred_device": "CPU",
+        "time_major": False,
+        "go_backwards": go_backwards,
+    }
+
+    @tf.function(experimental_attributes=attributes, autograph=False)
+    def standard_lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
+        steps = tf.unstack(inputs, axis=1)
+        h, c, outputs = init_h, init_c, []
+        for x in reversed(steps) if go_backwards else steps:
+            z = tf.matmul(x, kernel) + tf.matmul(h, recurrent_kernel) + bias
+            i, f, g, o = tf.split(z, 4, axis=1)  # Keras' gate order
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            h = tf.sigmoid(o) * tf.tanh(c)
+            outputs.append(h)
+        return h, tf.stack(outputs, axis=1), h, c, tf.constant(0.0)
+
+    return standard_lstm
+
+
+def _is_default_lstm(layer):
+    cell = getattr(layer, "cell", None)
+    return (
+        isinstance(layer, keras.layers.LSTM)
+        and cell.use_bias
+        and cell.activation is keras.activations.tanh
+        and cell.recurrent_activation is keras.activations.sigmoid
+        and not (layer.return_state or layer.stateful)
+    )
+
+
+@keras.saving.register_keras_serializable(package="kerasrv")
+class FusedLSTM(keras.layers.Layer):
+    """Keras' LSTM in the form TFLite's converter fuses into one `UNIDIRECTIONAL_SEQUENCE_LSTM`.
+
+    Same weights and outputs as `keras.layers.LSTM` (tanh/sigmoid, with bias, no returned
+    state), computed by a function carrying the converter's LSTM interface (see
+    `_lstm_interface`). The converter fuses it only when the batch is static, so a file made
+    from it has a fixed batch size: the form for on-device files, where one sample is read at a
+    time. The fused kernel reads each weight matrix once per sequence, where an unrolled LSTM
+    reads it once per step.
+
+    Args:
+        units: size of the hidden state.
+        return_sequences: return every step's output, not only the last.
+        go_backwards: read the sequence from its last step (outputs in that order, as Keras).
+
+    Example:
+        >>> lstm = keras.layers.LSTM(16)
+        >>> x = keras.ops.ones((1, 5, 3))
+        >>> fused = FusedLSTM.like(lstm, x.shape)
+        >>> bool(keras.ops.all(keras.ops.abs(fused(x) - lstm(x)) < 1e-6))
+        True
+    """
+
+    def __init__(self, units, return_sequences=False, go_backwards=False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.return_sequences = return_sequences
+        self.go_backwards = go_backwards
+        self._function = _lstm_interface(go_backwards)
+
+    @classmethod
+    def like(cls, lstm, input_shape=None):
+        """A FusedLSTM holding a `keras.layers.LSTM`'s weights (None if it has no such form)."""
+        if not _is_default_lstm(lstm):
+            return None
+        if not lstm.built:
+            lstm.build(input_shape)
+        layer = cls(
+            lstm.units,
+            return_sequences=lstm.return_sequences,
+            go_backwards=lstm.go_backwards,
+            name=lstm.name,
+            dtype=lstm.dtype_policy,
+        )
+        layer.build((None, None, lstm.cell.kernel.shape[0]))
+        layer.set_weights(lstm.get_weights())
+        return layer
+
+    def build(self, input_shape):
+        # Named and shaped as LSTMCell's weights, so `set_weights(lstm.get_weights())` fits.
+        self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], 4 * self.units))
+        self.recurrent_kernel = self.add_weight(
+            name="recurrent_kernel", shape=(self.units, 4 * self.units)
+        )
+        self.bias = self.add_weight(name="bias", shape=(4 * self.units,), initializer="zeros")
+
+    def call(self, sequence, initial_state=None, mask=None, training=None):
+        if mask is not None or initial_state is not None:
+            raise ValueError("FusedLSTM takes neither a mask nor an initial state")
+        import tensorflow as tf
+
+        batch = sequence.shape[0] if sequence.shape[0] is not None else tf.shape(sequence)[0]
+        zeros = tf.zeros((batch, self.units), sequence.dtype)
+        last, outputs, _, _, _ = self._function(
+            sequence,
+            zeros,
+            zeros,
+            *(
+                self._read(w, sequence.dtype)
+                for w in (self.kernel, self.recurrent_kernel, self.bias)
+            ),
+        )
+        return outputs if self.return_sequences else last
+
+    @staticmethod
+    def _read(variable, dtype):
+        # The interface takes weight tensors: a variable reaching it as a resource (tf.cast
+        # hands back a variable already in the dtype) crashed the converter's LSTM pass.
+        import tensorflow as tf
+
+        return tf.cast(tf.convert_to_tensor(variable.value), dtype)
+
+    def compute_output_shape(self, input_shape):
+        if self.return_sequences:
+            return (*input_shape[:2], self.units)
+        return (input_shape[0], self.units)
+
+    def get_config(self):
+        config = super().get_config()
+        return {
+            **config,
+            "units": self.units,
+            "return_sequences": self.return_sequences,
+            "go_backwards": self.go_backwards,
+        }
+
+
+@keras.saving.register_keras_serializable(package="kerasrv")
+class FusedBidirectionalLSTM(keras.layers.Layer):
+    """`keras.layers.Bidirectional(LSTM)` as two `FusedLSTM`s: the converter fuses each.
+
+    Args:
+        units: size of each direction's hidden state.
+        return_sequences: return every step's output, not only the last.
+        merge_mode: how the two directions meet, as in Bidirectional: "concat", "sum", "mul"
+            or "ave".
+    """
+
+    MERGES = ("concat", "sum", "mul", "ave")
+
+    def __init__(self, units, return_sequences=False, merge_mode="concat", **kwargs):
+        super().__init__(**kwargs)
+        if merge_mode not in self.MERGES:
+            raise ValueError(
+                f"merge_mode must be one of {', '.join(self.MERGES)}, got {merge_mode!r}"
+            )
+        self.units = units
+        self.return_sequences = return_sequences
+        self.merge_mode = merge_mode
+        common = {"return_sequences": return_sequences, "dtype": self.dtype_policy}
+        self.forward = FusedLSTM(units, name="forward", **common)
+        self.backward = FusedLSTM(units, go_backwards=True, name="backward", **common)
+
+    @classmethod
+    def like(cls, bidirectional, input_shape=None):
+        """A FusedBidirectionalLSTM holding a Bidirectional(LSTM)'s weights, or None."""
+        forward, backward = bidirectional.forward_layer, bidirectional.backward_layer
+        if not (
+            _is_default_lstm(forward)
+            and _is_default_lstm(backward)
+            and not forward.go_backwards
+            and backward.go_backwards
+            and forward.units == backward.units
+            and bidirectional.merge_mode in cls.MERGES
+        ):
+            return None
+        if not bidirectional.built:
+            bidirectional.build(input_shape)
+        layer = cls(
+            forward.units,
+            return_sequences=bidirectional.return_sequences,
+            merge_mode=bidirectional.merge_mode,
+            name=bidirectional.name,
+            dtype=bidirectional.dtype_policy,
+        )
+        layer.build((None, None, forward.cell.kernel.shape[0]))
+        layer.forward.set_weights(forward.get_weights())
+        layer.backward.set_weights(backward.get_weights())
+        return layer
+
+    def build(self, input_shape):
+        self.forward.build(input_shape)
+        self.backward.build(input_shape)
+
+    def call(self, sequence, mask=None, training=None):
+        if mask is not None:
+            raise ValueError("FusedBidirectionalLSTM does not take a mask")
+        ops = keras.ops
+        y, y_reversed = self.forward(sequence), self.backward(sequence)
+        if self.return_sequences:
+            y_reversed = ops.flip(y_reversed, axis=1)
+        if self.merge_mode == "concat":
+            return ops.concatenate([y, y_reversed], axis=-1)
+        if self.merge_mode == "sum":
+            return y + y_reversed
+        if self.merge_mode == "mul":
+            return y * y_reversed
+        return (y + y_reversed) / 2
+
+    def compute_output_shape(self, input_shape):
+        width = 2 * self.units if self.merge_mode == "concat" else self.units
+        if self.return_sequences:
+            return (*input_shape[:2], width)
+        return (input_shape[0], width)
+
+    def get_config(self):
+        config = super().get_config()
+        return {
+            **config,
+            "units": self.units,
+            "return_sequences": self.return_sequences,
+            "merge_mode": self.merge_mode,
+        }
