@@ -65,21 +65,24 @@ CONVERTER_INPUT = ".converter-input"  # inside the staging folder: what the conv
 # --- the model the converters get ------------------------------------------------------------
 
 
-def _unrolled_config(config):
+def _unrolled_config(config, switches=("unroll",)):
+    """The config with every one of these switches on, however deeply nested."""
     if isinstance(config, dict):
-        return {k: True if k == "unroll" else _unrolled_config(v) for k, v in config.items()}
+        return {
+            k: True if k in switches else _unrolled_config(v, switches) for k, v in config.items()
+        }
     if isinstance(config, list):
-        return [_unrolled_config(v) for v in config]
+        return [_unrolled_config(v, switches) for v in config]
     return config
 
 
-def unrolled(model):
+def unrolled(model, switches=("unroll",)):
     """The same model, same weights, with every recurrent layer unrolled (static time loops).
 
     Works on any functional model: every `unroll` setting in its config (LSTM, GRU, RNN cells,
-    Bidirectional, ConvLSTM2D, kerasrv's ReNet) is switched on.
+    Bidirectional, ConvLSTM2D, kerasrv's ReNet) is switched on, and any other of `switches`.
     """
-    copy = type(model).from_config(_unrolled_config(model.get_config()))
+    copy = type(model).from_config(_unrolled_config(model.get_config(), switches))
     copy.set_weights(model.get_weights())
     return copy
 
@@ -90,9 +93,11 @@ def converter_form(model, fuse_lstms=False):
     Same weights, same outputs. `UnrolledGRU` is the form of Keras' GRU that full-integer
     quantization keeps (see its docstring); a GRU it cannot stand for stays Keras' unrolled GRU.
     With `fuse_lstms`, LSTMs (alone or in a Bidirectional) become `FusedLSTM`s, which the
-    converter fuses into `UNIDIRECTIONAL_SEQUENCE_LSTM` when the batch is static. (The
-    converter has no such interface for GRUs: they stay unrolled in every file.)
+    converter fuses into `UNIDIRECTIONAL_SEQUENCE_LSTM` when the batch is static, and layers
+    with a `fused` switch (ReNet's LSTM sweeps) turn it on. (The converter has no such
+    interface for GRUs: they stay unrolled in every file.)
     """
+    switches = ("unroll", "fused") if fuse_lstms else ("unroll",)
 
     def replacement(layer):
         if isinstance(layer, keras.layers.GRU):
@@ -104,7 +109,7 @@ def converter_form(model, fuse_lstms=False):
         return None
 
     if not any(replacement(layer) is not None for layer in model.layers):
-        return unrolled(model)
+        return unrolled(model, switches)
     replaced = set()
 
     def convert(layer):
@@ -112,7 +117,7 @@ def converter_form(model, fuse_lstms=False):
         if new is not None:
             replaced.add(layer.name)
             return new
-        return layer.__class__.from_config(_unrolled_config(layer.get_config()))
+        return layer.__class__.from_config(_unrolled_config(layer.get_config(), switches))
 
     copy = keras.models.clone_model(model, clone_function=convert)
     for old, new in zip(model.layers, copy.layers):

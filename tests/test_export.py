@@ -123,13 +123,13 @@ def test_tflite_float32_matches_keras_at_batch_1_and_7(name, variant, exports):
         np.testing.assert_allclose(got, expected, atol=1e-4, err_msg=f"batch {size}")
 
 
-# The entries whose LSTMs the batch-1 file fuses; ReNet's sweeps sit inside its own layer,
-# where `export.converter_form` does not reach yet.
+# The entries with LSTMs, which the batch-1 file fuses (ReNet's and ReSeg's in their sweeps).
 FUSED_LSTM_ENTRIES = [
     "cnn_lstm.fmnist",
     "lrcn.motion",
+    "renet.fmnist",
+    "reseg.scenes",
     "row_rnn.lstm",
-    pytest.param("renet.fmnist", marks=pytest.mark.xfail(strict=True, reason="nested sweeps")),
 ]
 
 

@@ -211,6 +211,19 @@ def test_fused_bidirectional_lstm_matches_keras_bidirectional(merge_mode, return
     np.testing.assert_allclose(fused(x).numpy(), keras_layer(x).numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_renet_with_fused_sweeps_holds_the_same_weights_and_outputs(cell):
+    x = np.random.default_rng(5).uniform(size=(2, 4, 6, 1)).astype("float32")
+    renet = layers.ReNet(3, patch_size=2, cell=cell)
+    renet(x)
+    fused = layers.ReNet.from_config({**renet.get_config(), "fused": True})
+    fused(x)
+    fused.set_weights(renet.get_weights())
+    np.testing.assert_allclose(fused(x).numpy(), renet(x).numpy(), atol=1e-6)
+    sweeps = (layers.FusedBidirectionalLSTM if cell == "lstm" else keras.layers.Bidirectional,)
+    assert isinstance(fused.horizontal, sweeps) and isinstance(fused.vertical, sweeps)
+
+
 def test_fused_lstm_stands_only_for_the_default_lstm():
     assert layers.FusedLSTM.like(keras.layers.LSTM(4, activation="relu")) is None
     assert layers.FusedLSTM.like(keras.layers.LSTM(4, use_bias=False)) is None

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kerasrv.layers.recurrent import recurrent
+from kerasrv.layers.recurrent import FusedBidirectionalLSTM, recurrent
 
 
 @keras.saving.register_keras_serializable(package="kerasrv")
@@ -25,6 +25,8 @@ class ReNet(keras.layers.Layer):
         patch_size: side of the non-overlapping patches read as one position (1 = pixels).
         cell: "lstm" or "gru" (or "simple", "peephole"; see `kerasrv.layers.recurrent`).
         unroll: unroll the sweeps' time loops (for export to TFLite).
+        fused: LSTM sweeps as `FusedBidirectionalLSTM`, the form TFLite's converter fuses when
+            the batch is fixed (for export; same weights). Other cells ignore it.
         **kwargs: standard layer arguments.
 
     Example:
@@ -32,7 +34,7 @@ class ReNet(keras.layers.Layer):
         (4, 14, 14, 64)
     """
 
-    def __init__(self, units, patch_size=1, cell="lstm", unroll=False, **kwargs):
+    def __init__(self, units, patch_size=1, cell="lstm", unroll=False, fused=False, **kwargs):
         super().__init__(**kwargs)
         if patch_size < 1:
             raise ValueError(f"ReNet expects patch_size >= 1, got {patch_size}")
@@ -40,20 +42,29 @@ class ReNet(keras.layers.Layer):
         self.patch_size = patch_size
         self.cell = cell
         self.unroll = unroll
+        self.fused = fused
         # The sweeps compute in this layer's dtype policy (mixed precision included). Its name,
         # not the policy object: Bidirectional rebuilds its backward layer from the forward
         # one's config, where a shared policy object would be serialized as a shared object.
         policy = self.dtype_policy.name
-        self.horizontal = keras.layers.Bidirectional(
-            recurrent(cell, units, return_sequences=True, unroll=unroll, name="rows", dtype=policy),
-            name="horizontal",
-            dtype=policy,
-        )
-        self.vertical = keras.layers.Bidirectional(
+        self.horizontal = self._sweep("rows", "horizontal", policy)
+        self.vertical = self._sweep("columns", "vertical", policy)
+
+    def _sweep(self, steps, name, policy):
+        if self.fused and self.cell == "lstm":
+            return FusedBidirectionalLSTM(
+                self.units, return_sequences=True, name=name, dtype=policy
+            )
+        return keras.layers.Bidirectional(
             recurrent(
-                cell, units, return_sequences=True, unroll=unroll, name="columns", dtype=policy
+                self.cell,
+                self.units,
+                return_sequences=True,
+                unroll=self.unroll,
+                name=steps,
+                dtype=policy,
             ),
-            name="vertical",
+            name=name,
             dtype=policy,
         )
 
@@ -103,4 +114,5 @@ class ReNet(keras.layers.Layer):
             "patch_size": self.patch_size,
             "cell": self.cell,
             "unroll": self.unroll,
+            "fused": self.fused,
         }
