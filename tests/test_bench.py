@@ -30,6 +30,7 @@ ENTRY_FIELDS = {
     "bench_seconds",
     "measured",
     "matmul_flops_per_s",
+    "recurrence",
 }
 RUNTIMES = {
     "predict",
@@ -37,6 +38,8 @@ RUNTIMES = {
     "saved_model",
     "tflite_1thread",
     "tflite_2thread",
+    "tflite_batch1_1thread",
+    "tflite_batch1_2thread",
     "tflite_int8_1thread",
     "tflite_int8_2thread",
 }
@@ -58,6 +61,9 @@ def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeyp
     videos = results["entries"]["lrcn.motion"]["video_files"]
     assert videos["clip_shape"] == [4, 32, 32, 3] and videos["decoded_clips_per_s"] > 0
     assert videos["decode_vs_training"] > 0
+    lstm, gru = (results["entries"][n]["recurrence"] for n in ("lrcn.motion", "row_rnn.gru"))
+    assert lstm["tflite_batch1"] == "fused: UNIDIRECTIONAL_SEQUENCE_LSTM"
+    assert lstm["tflite"] == gru["tflite_batch1"] == "unrolled"  # no fused GRU in TFLite
     for name, entry in results["entries"].items():
         assert set(entry) - {"video_files"} == ENTRY_FIELDS, name
         assert set(entry["inference"]) == RUNTIMES
@@ -78,6 +84,7 @@ def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeyp
     assert "### Where training time goes" in text
     assert "Measured again later" in text and "lrcn.motion on" in text
     assert "## Video files" in text and "video decoding ×" in text
+    assert "## Recurrence in the TFLite files" in text and "fused: UNIDIRECTIONAL" in text
     assert chart.read_bytes()[:4] == b"\x89PNG"
 
 

@@ -185,3 +185,24 @@ def tflite_rss_mb(path):
         [sys.executable, "-c", _TFLITE_RSS, str(path)], capture_output=True, text=True, timeout=300
     )
     return float(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None
+
+
+FUSED_RECURRENT_OPS = {
+    "UNIDIRECTIONAL_SEQUENCE_LSTM",
+    "BIDIRECTIONAL_SEQUENCE_LSTM",
+    "UNIDIRECTIONAL_SEQUENCE_RNN",
+}
+STEP_OPS = {"LOGISTIC", "TANH"}  # the gates of an unrolled recurrent step
+
+
+def recurrence(ops):
+    """How a TFLite file (its set of op names) runs its recurrence, for the benchmark table.
+
+    "fused: <ops>" where the converter fused it, "unrolled" where gate ops remain, both where
+    some recurrence is fused and some not.
+    """
+    fused = sorted(set(ops) & FUSED_RECURRENT_OPS)
+    unrolled = bool(set(ops) & STEP_OPS)
+    if fused:
+        return "fused: " + ", ".join(fused) + (" + unrolled steps" if unrolled else "")
+    return "unrolled" if unrolled else "none"

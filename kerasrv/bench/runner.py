@@ -99,7 +99,7 @@ def bench_entry(name, quick=False, data_dir=None):
         exported = export.export(
             model,
             card,
-            ("saved_model", "tflite", "tflite_int8"),
+            ("saved_model", "tflite", "tflite_batch1", "tflite_int8"),
             out,
             calibration=lambda: ([c] for c in calibration),
         )
@@ -110,9 +110,13 @@ def bench_entry(name, quick=False, data_dir=None):
             "call": lambda b: model(b, training=False),
             "saved_model": signature,
         }
-        for variant in ("tflite", "tflite_int8"):
+        for variant in ("tflite", "tflite_batch1", "tflite_int8"):
             for threads in (1, 2):
                 runners[f"{variant}_{threads}thread"] = export.TFLiteModel(files[variant], threads)
+        result["recurrence"] = {
+            variant: measure.recurrence(export.TFLiteModel(files[variant]).ops())
+            for variant in ("tflite", "tflite_batch1", "tflite_int8")
+        }
         one = x[:1]
         big = np.repeat(x, -(-64 // batch), axis=0)[: 8 if quick else 64]
         inference = {}
@@ -132,6 +136,7 @@ def bench_entry(name, quick=False, data_dir=None):
             "saved_model": export._saved_model_size(files["saved_model"]),
             "tflite": Path(files["tflite"]).stat().st_size,
             "tflite_int8": Path(files["tflite_int8"]).stat().st_size,
+            "tflite_batch1": Path(files["tflite_batch1"]).stat().st_size,
             "keras": keras_path.stat().st_size,
         }
         result["tflite_peak_rss_mb"] = measure.tflite_rss_mb(files["tflite"])
