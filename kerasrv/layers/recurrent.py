@@ -46,6 +46,20 @@ def recurrent(cell, units, *, return_sequences=False, unroll=False, name=None, d
     raise ValueError(f"unknown recurrent cell {cell!r}; expected one of {', '.join(CELLS)}")
 
 
+def _holding_weights_of(original, input_shape, make):
+    """`make()`, a layer of another form, built for `original`'s input and holding its weights.
+
+    `original` (a recurrent layer, or a Bidirectional one) is built first if it is not yet; the
+    new layer's weights must come in the same order and shapes as the original's.
+    """
+    if not original.built:
+        original.build(input_shape)
+    layer = make()
+    layer.build((None, None, original.weights[0].shape[0]))  # the first weight: the input kernel
+    layer.set_weights(original.get_weights())
+    return layer
+
+
 @keras.saving.register_keras_serializable(package="kerasrv")
 class UnrolledGRU(keras.layers.Layer):
     """Keras' GRU (`reset_after=True`, its default) written out step by step, for converters.
@@ -92,14 +106,16 @@ class UnrolledGRU(keras.layers.Layer):
         )
         if not default:
             return None
-        if not gru.built:
-            gru.build(input_shape)
-        layer = cls(
-            gru.units, return_sequences=gru.return_sequences, name=gru.name, dtype=gru.dtype_policy
+        return _holding_weights_of(
+            gru,
+            input_shape,
+            lambda: cls(
+                gru.units,
+                return_sequences=gru.return_sequences,
+                name=gru.name,
+                dtype=gru.dtype_policy,
+            ),
         )
-        layer.build((None, None, gru.cell.kernel.shape[0]))
-        layer.set_weights(gru.get_weights())
-        return layer
 
     def build(self, input_shape):
         # Named and shaped as GRUCell's weights, so `set_weights(gru.get_weights())` fits.
@@ -226,18 +242,17 @@ class FusedLSTM(keras.layers.Layer):
         """A FusedLSTM holding a `keras.layers.LSTM`'s weights (None if it has no such form)."""
         if not _is_default_lstm(lstm):
             return None
-        if not lstm.built:
-            lstm.build(input_shape)
-        layer = cls(
-            lstm.units,
-            return_sequences=lstm.return_sequences,
-            go_backwards=lstm.go_backwards,
-            name=lstm.name,
-            dtype=lstm.dtype_policy,
+        return _holding_weights_of(
+            lstm,
+            input_shape,
+            lambda: cls(
+                lstm.units,
+                return_sequences=lstm.return_sequences,
+                go_backwards=lstm.go_backwards,
+                name=lstm.name,
+                dtype=lstm.dtype_policy,
+            ),
         )
-        layer.build((None, None, lstm.cell.kernel.shape[0]))
-        layer.set_weights(lstm.get_weights())
-        return layer
 
     def build(self, input_shape):
         # Named and shaped as LSTMCell's weights, so `set_weights(lstm.get_weights())` fits.
@@ -327,19 +342,18 @@ class FusedBidirectionalLSTM(keras.layers.Layer):
             and bidirectional.merge_mode in cls.MERGES
         ):
             return None
-        if not bidirectional.built:
-            bidirectional.build(input_shape)
-        layer = cls(
-            forward.units,
-            return_sequences=bidirectional.return_sequences,
-            merge_mode=bidirectional.merge_mode,
-            name=bidirectional.name,
-            dtype=bidirectional.dtype_policy,
+        # Bidirectional's weights are the forward layer's, then the backward one's: as here
+        return _holding_weights_of(
+            bidirectional,
+            input_shape,
+            lambda: cls(
+                forward.units,
+                return_sequences=bidirectional.return_sequences,
+                merge_mode=bidirectional.merge_mode,
+                name=bidirectional.name,
+                dtype=bidirectional.dtype_policy,
+            ),
         )
-        layer.build((None, None, forward.cell.kernel.shape[0]))
-        layer.forward.set_weights(forward.get_weights())
-        layer.backward.set_weights(backward.get_weights())
-        return layer
 
     def build(self, input_shape):
         self.forward.build(input_shape)
