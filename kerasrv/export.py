@@ -108,7 +108,10 @@ def converter_form(model, fuse_lstms=False):
             return FusedBidirectionalLSTM.like(layer)
         return None
 
-    if not any(replacement(layer) is not None for layer in model.layers):
+    replaceable = (keras.layers.GRU,)
+    if fuse_lstms:
+        replaceable += (keras.layers.LSTM, keras.layers.Bidirectional)
+    if not any(isinstance(layer, replaceable) for layer in model.layers):
         return unrolled(model, switches)
     replaced = set()
 
