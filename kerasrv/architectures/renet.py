@@ -18,6 +18,7 @@ def renet(
     dense_units=256,
     dropout=0.3,
     feature_grid=None,
+    stem_filters=(),
 ):
     """Stacked ReNet layers, then a dense classifier.
 
@@ -25,6 +26,10 @@ def renet(
     one along the columns, so after the first layer every feature sees the whole image. The
     sweeps take any size; the dense classifier reads a fixed grid, which `feature_grid` keeps
     for other sizes (average-pooled to it; nothing is added at the trained size).
+
+    The paper's ReNet reads raw pixels. `stem_filters` puts 3×3 convolutions (ReLU) in front at
+    full resolution, as ReSeg (Visin et al., 2016) puts a conv encoder in front of its sweeps:
+    the first sweep then reads local edge and texture features instead of 2×2 pixel values.
 
     Args:
         input_shape: (height, width, channels), divisible by the product of `patch_sizes`.
@@ -36,6 +41,8 @@ def renet(
         dropout: dropout before the fully connected layer and before the head.
         feature_grid: (rows, columns) of the grid the classifier reads (None: whatever the
             input gives).
+        stem_filters: channels of each 3×3 convolution before the first ReNet layer (none by
+            default: the paper's pixel-reading ReNet).
 
     Returns:
         An uncompiled `keras.Model` from `image` (B, H, W, C) in [0, 1] to `probabilities`.
@@ -52,6 +59,8 @@ def renet(
         )
     image = keras.Input(input_shape, name="image")
     x = image
+    for i, filters in enumerate(stem_filters, start=1):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"stem{i}")(x)
     for i, (width, patch) in enumerate(zip(units, patch_sizes), start=1):
         x = ReNet(width, patch_size=patch, cell=cell, name=f"renet{i}")(x)
     if feature_grid is not None and tuple(x.shape[1:3]) != tuple(feature_grid):
@@ -68,12 +77,15 @@ def renet(
 register(
     "renet.fmnist",
     default=True,
-    description="2 ReNet layers (2×2 patches, BiLSTM 64) → dense classifier",
+    description="3×3 conv stem (32) → 2 ReNet layers (2×2 patches, BiLSTM 64) → dense classifier",
     int8_activations=16,  # its LSTM state needs 16 bits (kerasrv.export.INTEGER_OPS)
-    recipe={"epochs": 15, "batch_size": 158, "augment": True},
+    recipe={"epochs": 20, "batch_size": 158, "augment": True},
     input_shape=(28, 28, 1),
     num_classes=10,
     feature_grid=(7, 7),
+    # validation accuracy after 4 epochs of the same recipe: 0.8713 with the stem, 0.8502
+    # without (the pixel-reading ReNet reached 0.8933 test accuracy in 15 epochs)
+    stem_filters=(32,),
     task="classification",
     dataset="fashion_mnist_local",
     target="label",

@@ -66,7 +66,8 @@ register(
     default=True,
     description="2×LSTM(128) over the 28 rows of a Fashion-MNIST image",
     int8_activations=16,  # its recurrent state needs 16 bits (kerasrv.export.INTEGER_OPS)
-    recipe={"epochs": 30, "batch_size": 128},
+    # flips and shifts: without them the LSTM peaked at epoch 23 of 30 (0.9018)
+    recipe={"epochs": 30, "batch_size": 128, "augment": True},
     cell="lstm",
     **_FMNIST,
 )
