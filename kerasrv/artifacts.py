@@ -57,7 +57,6 @@ class Card:
         class_names: their names, in the order of the output.
         params: number of weights.
         builder_args: the builder's arguments (input_shape and num_classes included).
-        int8_activations: activation width of its full-integer TFLite file (8 or 16).
         input_dtype: always "float32".
         input_range: always [0, 1].
         weights: {"file", "sha256"} of the weights (and "path" once located).
@@ -83,7 +82,6 @@ class Card:
     class_names: list | None = None
     params: int | None = None
     builder_args: dict = dataclasses.field(default_factory=dict)
-    int8_activations: int = 8
     input_dtype: str = "float32"
     input_range: list = dataclasses.field(default_factory=lambda: [0.0, 1.0])
     weights: dict | None = None
@@ -133,7 +131,7 @@ class Card:
         """
         if not isinstance(data, dict):
             raise CardError(f"{source} is not a card: expected a JSON object")
-        fields = {k: v for k, v in data.items() if k not in ("input_name", "output_name")}
+        fields = {k: v for k, v in data.items() if k not in ("input_name", "output_name", *RETIRED)}
         unknown = sorted(set(fields) - set(_FIELDS))
         if unknown:
             raise CardError(f"{source} is not a card: unknown field(s) {', '.join(unknown)}")
@@ -153,6 +151,10 @@ _REQUIRED = tuple(
     for f in dataclasses.fields(Card)
     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 )
+# Fields that cards written by earlier versions hold and this one no longer reads: skipped, so
+# those runs still load. (`int8_activations` chose the tflite_int8 file's activation width; the
+# widths are two formats now, `kerasrv.export.INTEGER_OPS`.)
+RETIRED = ("int8_activations",)
 # What training, evaluation and export record about a model; the rest follows from its code.
 RECORDED = ("weights", "metrics", "evaluation", "check", "training", "exports", "baselines", "data")
 
@@ -196,7 +198,7 @@ def read_record(directory):
         raise CardError(f"{path} records no weights sha256 (a damaged card)")
     if not isinstance(data.get("metrics", {}), dict):
         raise CardError(f"{path}: 'metrics' is not an object (a damaged card)")
-    unknown = sorted(set(data) - set(_FIELDS) - {"input_name", "output_name"})
+    unknown = sorted(set(data) - set(_FIELDS) - {"input_name", "output_name", *RETIRED})
     if unknown:
         raise CardError(f"{path} is not a card: unknown field(s) {', '.join(unknown)}")
     return {k: v for k, v in data.items() if k in RECORDED}

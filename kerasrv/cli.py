@@ -181,7 +181,7 @@ def cmd_export(args):
     if args.parity_samples:
         parity_data = data.arrays(card, f"test[:{args.parity_samples}]")
     calibration = None
-    if "tflite_int8" in formats:
+    if set(formats) & set(export.INTEGER_FORMATS):
         samples, _ = data.arrays(card, f"train[:{export.CALIBRATION_SAMPLES}]")
         calibration = export.representative(samples)
     result = export.export(
@@ -366,7 +366,7 @@ def build_parser():
         "--format",
         default="saved_model,tflite",
         help="comma-separated: saved_model, tflite, tflite_batch1, tflite_dynamic, "
-        "tflite_float16, tflite_int8, onnx (default saved_model,tflite)",
+        "tflite_float16, tflite_int8, tflite_int16x8, onnx (default saved_model,tflite)",
     )
     p.add_argument("--out", default="export", help="export root (default export/)")
     p.add_argument(

@@ -41,9 +41,6 @@ class Entry:
         description: one line for `kerasrv list`.
         recipe: `kerasrv train` defaults: epochs, batch_size, and augment (random flips and
             shifts of the training images).
-        int8_activations: activation width of the full-integer TFLite export (`tflite_int8`):
-            8, or 16 for TFLite's 16x8 mode (int8 weights, int16 activations), for entries
-            whose LSTM state loses their answers in 8 bits. Both run on integer kernels only.
     """
 
     name: str
@@ -55,7 +52,6 @@ class Entry:
     class_names: tuple | None
     description: str
     recipe: dict
-    int8_activations: int = 8
 
     @property
     def architecture(self):
@@ -87,13 +83,11 @@ def register(
     description,
     recipe,
     default=False,
-    int8_activations=8,
     **args,
 ):
     """Declares a zoo entry `name` ("architecture.tag") built with the builder arguments `args`.
 
-    `recipe` holds the training defaults (`epochs`, `batch_size`, `augment`) of `kerasrv train`;
-    `int8_activations` (8 or 16) is the activation width of its full-integer TFLite export.
+    `recipe` holds the training defaults (`epochs`, `batch_size`, `augment`) of `kerasrv train`.
     """
     arch, _, tag = name.partition(".")
     if arch not in _ARCHITECTURES:
@@ -102,8 +96,6 @@ def register(
         raise ValueError(f"entry {name!r}: names are 'architecture.tag'")
     if name in _ENTRIES:
         raise ValueError(f"entry {name!r} is registered twice")
-    if int8_activations not in (8, 16):
-        raise ValueError(f"entry {name!r}: int8_activations must be 8 or 16")
     _ENTRIES[name] = Entry(
         name=name,
         builder=_ARCHITECTURES[arch],
@@ -114,7 +106,6 @@ def register(
         class_names=tuple(class_names) if class_names else None,
         description=description,
         recipe=recipe,
-        int8_activations=int8_activations,
     )
     if default or arch not in _DEFAULT_TAG:
         _DEFAULT_TAG[arch] = name

@@ -321,7 +321,6 @@ def _entry_card(name):
         class_names=list(entry.class_names) if entry.class_names else None,
         params=int(model.count_params()),
         builder_args={k: list(v) if isinstance(v, tuple) else v for k, v in entry.args.items()},
-        int8_activations=entry.int8_activations,
     )
 
 

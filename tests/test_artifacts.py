@@ -16,6 +16,15 @@ def test_a_card_round_trips_through_its_file(tmp_path):
     assert read["input_name"] == "frames" and read.class_names == card.class_names
 
 
+def test_a_card_of_an_earlier_version_still_reads(tmp_path):
+    """Runs and exports made before `int8_activations` became two formats keep loading."""
+    card = zoo.info("lrcn")
+    artifacts.write_card(tmp_path, card)
+    old = json.loads((tmp_path / artifacts.CARD_FILE).read_text())
+    (tmp_path / artifacts.CARD_FILE).write_text(json.dumps({**old, "int8_activations": 16}))
+    assert artifacts.read_card(tmp_path).replace(weights=card.weights) == card
+
+
 def test_a_card_reads_as_a_mapping_and_copies_never_share_state():
     card = zoo.info("cnn_lstm")
     assert card["task"] == card.task == "classification"

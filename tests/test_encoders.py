@@ -45,7 +45,6 @@ def test_lrcn_on_a_mobilenet_trains_saves_and_exports(tmp_path):
         "input_shape": [2, 32, 32, 3],
         "output_shape": [3],
         "num_classes": 3,
-        "int8_activations": 8,
     }
     result = export.export(model, card, ("tflite",), tmp_path, parity_data=(x, y))
     assert result["parity"]["formats"]["tflite"]["passes"]

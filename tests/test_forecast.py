@@ -204,7 +204,6 @@ def test_a_forecaster_learns_saves_and_exports_with_its_loop_inside(builder, tmp
         "input_shape": [4, 16, 16, 1],
         "output_shape": [3, 16, 16, 1],
         "num_classes": None,
-        "int8_activations": 8,
     }
     result = export.export(model, card, ("saved_model", "tflite"), tmp_path, parity_data=(x, y))
     formats = result["parity"]["formats"]

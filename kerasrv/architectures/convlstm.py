@@ -175,7 +175,6 @@ register(
     "convlstm_seg.moving",
     default=True,
     description="per-frame encoder → ConvLSTM2D(64) → decoder: a mask for every frame",
-    int8_activations=16,  # its LSTM state needs 16 bits (kerasrv.export.INTEGER_OPS)
     recipe={"epochs": 6, "batch_size": 16},
     input_shape=(10, 64, 64, 1),
     num_classes=len(SEGMENTATION_CLASSES),

@@ -78,7 +78,6 @@ register(
     "renet.fmnist",
     default=True,
     description="3×3 conv stem (32) → 2 ReNet layers (2×2 patches, BiLSTM 64) → dense classifier",
-    int8_activations=16,  # its LSTM state needs 16 bits (kerasrv.export.INTEGER_OPS)
     recipe={"epochs": 20, "batch_size": 158, "augment": True},
     input_shape=(28, 28, 1),
     num_classes=10,

@@ -65,7 +65,6 @@ register(
     "row_rnn.lstm",
     default=True,
     description="2×LSTM(128) over the 28 rows of a Fashion-MNIST image",
-    int8_activations=16,  # its recurrent state needs 16 bits (kerasrv.export.INTEGER_OPS)
     # flips and shifts: without them the LSTM peaked at epoch 23 of 30 (0.9018)
     recipe={"epochs": 30, "batch_size": 128, "augment": True},
     cell="lstm",
@@ -74,7 +73,6 @@ register(
 register(
     "row_rnn.gru",
     description="2×GRU(128) over the 28 rows of a Fashion-MNIST image",
-    int8_activations=16,  # its recurrent state needs 16 bits (kerasrv.export.INTEGER_OPS)
     recipe={"epochs": 30, "batch_size": 128},
     cell="gru",
     **_FMNIST,
@@ -82,7 +80,6 @@ register(
 register(
     "row_rnn.peephole",
     description="2×peephole LSTM(128) over the rows (Gers & Schmidhuber's cell)",
-    int8_activations=16,  # its recurrent state needs 16 bits (kerasrv.export.INTEGER_OPS)
     recipe={"epochs": 30, "batch_size": 128},
     cell="peephole",
     **_FMNIST,
