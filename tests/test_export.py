@@ -24,15 +24,18 @@ from kerasrv import data, export, tasks, zoo
 ENTRIES = zoo.list_models()
 QUANTIZED = [name for name, f in export.FORMATS.items() if f.max_abs_diff is None]
 # Entries whose recurrent state drifts in 8 bits: their fast full-integer file (int8
-# activations) agrees below the bar, and its card records by how much; `tflite_int16x8` is their
-# exact integer file. Strict: an entry whose int8 file comes to agree asks for its line to go.
-EIGHT_BIT_STATE_DRIFTS = {
-    "row_rnn.lstm": "0.976 top-1 agreement on 1,000 test images",
-    "row_rnn.gru": "0.979 top-1 agreement on 1,000 test images",
-    "row_rnn.peephole": "0.972 top-1 agreement on 1,000 test images",
-    "renet.fmnist": "0.925 top-1 agreement on 1,000 test images",
-    "convlstm_seg.moving": "0.953 mask IoU with Keras on 1,000 test clips",
-}
+# activations) agrees with Keras at or a little under the bar, and their cards record how much
+# on 1,000 test samples; `tflite_int16x8` is their exact integer file. Their int8 file is held to
+# what the card says, less the sampling error of this test's smaller subset (about 3 standard
+# errors of 100 labels or 10 clips).
+EIGHT_BIT_STATE_DRIFTS = (
+    "row_rnn.lstm",
+    "row_rnn.gru",
+    "row_rnn.peephole",
+    "renet.fmnist",
+    "convlstm_seg.moving",
+)
+SUBSET_SLACK = 0.05
 # Real test samples for the agreement of quantized formats: enough for 99% to mean something
 # for labels; masks carry thousands of pixels each.
 AGREEMENT_SAMPLES = {
@@ -179,21 +182,10 @@ def test_tflite_files_hold_builtin_ops_only(name, exports):
     assert next(iter(signature.values()))["shape_signature"][0] == -1  # dynamic batch
 
 
-# Every entry's reduced-precision files hold parity (the task's agreement bar, `kerasrv.tasks`).
-@pytest.mark.parametrize(
-    "name,variant",
-    [
-        pytest.param(
-            name,
-            variant,
-            marks=pytest.mark.xfail(strict=True, reason=EIGHT_BIT_STATE_DRIFTS[name])
-            if variant == "tflite_int8" and name in EIGHT_BIT_STATE_DRIFTS
-            else (),
-        )
-        for name in ENTRIES
-        for variant in QUANTIZED
-    ],
-)
+# Every entry's reduced-precision files hold parity (the task's agreement bar, `kerasrv.tasks`),
+# but the int8 files of the entries above, which hold what their cards record.
+@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize("variant", QUANTIZED)
 def test_quantized_formats_agree_with_keras(name, variant, exports):
     made = exports[name]
     card = made["card"]
@@ -201,7 +193,11 @@ def test_quantized_formats_agree_with_keras(name, variant, exports):
     predicted = np.concatenate([model(made["x"][i : i + 7]) for i in range(0, len(made["x"]), 7)])
     task = tasks.get(card["task"])
     agreement = task.agreement(made["keras"], predicted, made["y"], card["num_classes"])
-    assert export.passes(card, variant, {"batch_7": {"agreement": agreement}}), agreement
+    if variant == "tflite_int8" and name in EIGHT_BIT_STATE_DRIFTS:
+        recorded = card["exports"]["formats"]["tflite_int8"]["agreement"]
+        assert agreement >= recorded - SUBSET_SLACK, (agreement, recorded)
+    else:
+        assert export.passes(card, variant, {"batch_7": {"agreement": agreement}}), agreement
 
 
 @pytest.mark.parametrize("name", ENTRIES)
