@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The targets of the trained entries, on their test splits.
 TARGETS = {
-    "row_rnn.lstm": ("accuracy", 0.90),
+    "row_rnn.lstm": ("accuracy", 0.91),  # above the GRU + SVM below
     "row_rnn.gru": ("accuracy", 0.89),  # a GRU + SVM reaches 0.888–0.897 on Fashion-MNIST
     "row_rnn.peephole": ("accuracy", 0.89),
-    "cnn_lstm.fmnist": ("accuracy", 0.93),
+    "cnn_lstm.fmnist": ("accuracy", 0.94),  # ~1M-parameter CNNs reach 0.940
     "renet.fmnist": ("accuracy", 0.92),
     "reseg.scenes": ("mean_iou", 0.70),
     "convlstm_seg.moving": ("mean_iou", 0.70),

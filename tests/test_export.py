@@ -24,10 +24,11 @@ from kerasrv import data, export, tasks, zoo
 ENTRIES = zoo.list_models()
 QUANTIZED = [name for name, f in export.FORMATS.items() if f.max_abs_diff is None]
 # Entries whose recurrent state drifts in 8 bits: their fast full-integer file (int8
-# activations) agrees with Keras at or a little under the bar, and their cards record how much
-# on 1,000 test samples; `tflite_int16x8` is their exact integer file. Their int8 file is held to
-# what the card says, less the sampling error of this test's smaller subset (about 3 standard
-# errors of 100 labels or 10 clips).
+# activations) agrees with Keras a little under the bar or just over it, as their cards record on
+# 1,000 test samples; `tflite_int16x8` is their exact integer file. On this test's smaller subset
+# a file just over the bar can land under it (renet: 0.994 on 1,000 images, exactly 0.99 on 100),
+# so their int8 file is held to what the card says, less the subset's sampling error (about 3
+# standard errors of 100 labels or 10 clips).
 EIGHT_BIT_STATE_DRIFTS = (
     "row_rnn.lstm",
     "row_rnn.gru",
