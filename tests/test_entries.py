@@ -61,8 +61,9 @@ def test_card_metrics_are_re_measured_from_the_weights(name, tfds_dir):
 # Targets the shipped weights do not reach yet; their cards hold what was measured. Strict: once
 # a retrained entry reaches its target this test fails and asks for the line to go.
 NOT_REACHED = {
-    "renet.fmnist": "15 epochs on one CPU core reached 0.8933 test accuracy",
-    "convlstm_seg.moving": "6 epochs on one CPU core reached 0.655 test mean IoU",
+    "cnn_lstm.fmnist": "20 epochs with augmentation on 2 CPU cores reached 0.936 test accuracy",
+    "row_rnn.lstm": "30 epochs on 2 CPU cores reached 0.9018 (0.8963 with augmentation)",
+    "convlstm_seg.moving": "6 epochs on 2 CPU cores reached 0.655 test mean IoU",
 }
 
 

@@ -65,8 +65,7 @@ register(
     "row_rnn.lstm",
     default=True,
     description="2×LSTM(128) over the 28 rows of a Fashion-MNIST image",
-    # flips and shifts: without them the LSTM peaked at epoch 23 of 30 (0.9018)
-    recipe={"epochs": 30, "batch_size": 128, "augment": True},
+    recipe={"epochs": 30, "batch_size": 128},  # with flips and shifts: 0.8963, not 0.9018
     cell="lstm",
     **_FMNIST,
 )
