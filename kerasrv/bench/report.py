@@ -24,6 +24,13 @@ def _goal_rows(name, e):
     ratio = e["inference"][variant]["latency_vs_saved_model"]
     label = variant.removesuffix("_1thread")
     rows.append((f"{label} latency ×{ratio:.2f} of SavedModel (goal ≤ 0.2)", ratio <= 0.2))
+    fastest_float = min(
+        e["inference"][v]["latency_ms_batch_1"]
+        for v in ("tflite_1thread", "tflite_batch1_1thread")
+        if v in e["inference"]
+    )
+    ratio = e["inference"]["tflite_int8_1thread"]["latency_ms_batch_1"] / fastest_float
+    rows.append((f"tflite_int8 latency ×{ratio:.2f} of float32 (goal ≤ 1.0)", ratio <= 1.0))
     if arch in ("cnn_lstm", "renet"):
         share = e["fraction_of_matmul_flops"]
         rows.append((f"{100 * share:.0f}% of matmul FLOP/s (goal ≥ 25%)", share >= 0.25))
