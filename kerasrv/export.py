@@ -43,11 +43,11 @@ from kerasrv import artifacts, tasks
 from kerasrv.layers import FusedBidirectionalLSTM, FusedLSTM, UnrolledGRU
 
 # The two full-integer files, both with int8 weights, by activation width. `tflite_int8` (int8
-# activations) runs on TFLite's optimised integer kernels: 2–7× faster than float32 at batch 1.
+# activations) runs on TFLite's optimised integer kernels: 0.29–0.90× float32's batch-1 latency.
 # A recurrent state kept in 8 bits drifts over the time steps, though: on 1,000 test samples the
 # row RNNs agree with Keras on 0.972–0.979 of top-1 answers, under the 0.99 bar; renet (0.994)
 # and convlstm_seg (0.953 mask IoU) sit just over theirs. `tflite_int16x8` (TFLite's 16x8 mode,
-# int16 activations) holds it (0.999, 0.999, 0.985) at 3–14× the float32 latency: TFLite's int16
+# int16 activations) holds it (0.996–0.999, 0.999, 0.985) at 3–14× the float32 latency: its int16
 # kernels are reference code.
 # The fast file is the one called int8; the exact one is there for integer-only hardware.
 # (GRUs reach the converter as `kerasrv.layers.UnrolledGRU`, the form whose 16x8 file agrees.)
