@@ -736,13 +736,7 @@ def write_artifacts(run, model, dist, wall_time, resumed_at=0):
             "batch_size": run.batch_size,
             "augment": run.augment,
             "learning_rate": run.learning_rate,
-            "started_from": (
-                "fresh weights"
-                if run.start_from is None
-                else run.entry.name
-                if run.start_from == "default"
-                else str(run.start_from)
-            ),
+            "started_from": _started_from(run),
             "precision": run.settings.precision,
             "strategy": type(dist).__name__,
             "replicas": dist.num_replicas_in_sync,
@@ -760,6 +754,16 @@ def write_artifacts(run, model, dist, wall_time, resumed_at=0):
     )
     artifacts.write_card(run.directory, card)
     return card
+
+
+def _started_from(run):
+    """What the run's weights started as; a file is named with its sha256, which outlives the
+    path (a warm restart from an entry's earlier weights stays traceable after they change)."""
+    if run.start_from is None:
+        return "fresh weights"
+    if run.start_from == "default":
+        return run.entry.name
+    return f"{run.start_from} (sha256 {artifacts.sha256(run.start_from)})"
 
 
 def train(name, settings=None, **options):

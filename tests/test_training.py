@@ -173,6 +173,16 @@ def test_a_finished_run_is_refused_with_one_line_and_kept(finished_run, tfds_dir
     assert tree_digest(finished_run) == before
 
 
+def test_a_warm_start_names_its_weights_file_by_sha256(finished_run, tmp_path, tfds_dir):
+    start = tmp_path / "start.weights.h5"
+    start.write_bytes((finished_run / artifacts.WEIGHTS_FILE).read_bytes())
+    args = ["train", "row_rnn.gru", "--epochs", "1", *QUICK, "--weights", start]
+    code, _, stderr = run_cli(*args, "--out", tmp_path, env={"TFDS_DATA_DIR": tfds_dir})
+    assert code == 0, "\n".join(stderr)
+    card = json.loads((tmp_path / "row_rnn.gru" / artifacts.CARD_FILE).read_text())
+    assert card["training"]["started_from"] == f"{start} (sha256 {artifacts.sha256(start)})"
+
+
 @pytest.mark.slow  # four training runs; the default run kills one at a fixed point (above)
 def test_killed_at_random_points_a_run_resumes_and_then_stays_finished(tmp_path, tfds_dir):
     args = ["train", "row_rnn.gru", "--epochs", "4", *QUICK, "--out", str(tmp_path)]
