@@ -66,6 +66,8 @@ class Card:
         training: how it was trained (command, epochs, hardware, versions, ...).
         exports: the parity summary of its recorded export.
         baselines: metrics of baselines measured beside it (e.g. a single frame).
+        attempts: other recipes tried for it, each with its measured metrics, command, epochs
+            and wall time (`kerasrv train ... --record-attempt`).
         data: where its training data came from, for a model trained on a user's files.
     """
 
@@ -91,6 +93,7 @@ class Card:
     training: dict | None = None
     exports: dict | None = None
     baselines: dict | None = None
+    attempts: list | None = None
     data: dict | None = None
 
     @property
@@ -156,7 +159,17 @@ _REQUIRED = tuple(
 # widths are two formats now, `kerasrv.export.INTEGER_OPS`.)
 RETIRED = ("int8_activations",)
 # What training, evaluation and export record about a model; the rest follows from its code.
-RECORDED = ("weights", "metrics", "evaluation", "check", "training", "exports", "baselines", "data")
+RECORDED = (
+    "weights",
+    "metrics",
+    "evaluation",
+    "check",
+    "training",
+    "exports",
+    "baselines",
+    "attempts",
+    "data",
+)
 
 
 # --- reading --------------------------------------------------------------------------------------

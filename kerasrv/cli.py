@@ -117,6 +117,20 @@ def cmd_train(args):
         raise ValueError(
             "--record-baseline records a single-frame baseline: use it with --frames 1"
         )
+    if args.record_attempt and (args.data or args.frames or args.input_shape):
+        raise ValueError(
+            "--record-attempt records a recipe for the entry's own dataset and input: it takes "
+            "no --data, --frames or --input-shape"
+        )
+    if args.record_attempt or args.record_baseline:
+        entry = zoo.get_entry(args.name).name
+        shipped = artifacts.shipped(entry)
+        run = Path(args.out) / (f"{entry}-frames{args.frames}" if args.frames else entry)
+        if shipped is not None and shipped.resolve() == run.resolve():
+            raise ValueError(
+                f"{run} is the shipped {entry} itself: a run recorded on its card trains into "
+                f"another --out"
+            )
     settings = training.Settings(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -142,9 +156,12 @@ def cmd_train(args):
     )
     if card is not None:  # the chief reports; other workers only train
         print(json.dumps({"name": card.name, "metrics": card.metrics}, indent=1))
-        print(f"artifacts: {Path(args.out) / card.training['run']}")
+        run_directory = Path(args.out) / card.training["run"]
+        print(f"artifacts: {run_directory}")
         if args.record_baseline:
-            print(f"recorded in {training.record_baseline(card)}")
+            print(f"recorded in {training.record_baseline(card, run_directory)}")
+        if args.record_attempt:
+            print(f"recorded in {training.record_attempt(card, run_directory)}")
 
 
 def cmd_evaluate(args):
@@ -330,6 +347,12 @@ def build_parser():
         action="store_true",
         help="with --frames 1: write the metrics into the shipped entry's card as its "
         "single-frame baseline",
+    )
+    p.add_argument(
+        "--record-attempt",
+        action="store_true",
+        help="write this run's test metrics, command, epochs and wall time into the shipped "
+        "entry's card, under attempts: a recipe tried and measured (train into another --out)",
     )
     p.add_argument("--train-split", help="tfds split to train on (default train[:90%%])")
     p.add_argument("--validation-split", help="split that picks the best epoch (train[90%%:])")

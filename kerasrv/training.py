@@ -812,21 +812,52 @@ def _epochs_run(log_path, monitor, mode):
     return {"epochs_run": len(rows), "best_epoch": best}
 
 
-def record_baseline(card, name="single_frame"):
-    """Writes a `--frames` run's metrics into the shipped entry's card, under `baselines`.
-
-    The card of `lrcn.motion` carries what the same encoder reaches from a single frame, so the
-    claim that motion needs the sequence rests on two measured numbers.
-    """
+def _shipped_record(card, run_directory, what):
     directory = artifacts.shipped(card.name)
     if directory is None:
-        raise artifacts.WeightsError(f"{card.name} ships no card to record a baseline in")
-    record = artifacts.read_record(directory)
-    baselines = dict(record.get("baselines") or {})
-    baselines[name] = {
+        raise artifacts.WeightsError(f"{card.name} ships no card to record {what} in")
+    if Path(directory).resolve() == Path(run_directory).resolve():
+        raise ValueError(
+            f"{run_directory} is the shipped {card.name} itself: record {what} from a run "
+            f"trained into another --out"
+        )
+    return directory, artifacts.read_record(directory)
+
+
+def _run_summary(card):
+    return {
         "metrics": card.metrics,
         "command": card.training["command"],
         "epochs": card.training["epochs"],
         "date": card.training["date"],
     }
+
+
+def record_baseline(card, run_directory, name="single_frame"):
+    """Writes a `--frames` run's metrics into the shipped entry's card, under `baselines`.
+
+    The card of `lrcn.motion` carries what the same encoder reaches from a single frame, so the
+    claim that motion needs the sequence rests on two measured numbers.
+    """
+    directory, record = _shipped_record(card, run_directory, "a baseline")
+    baselines = dict(record.get("baselines") or {})
+    baselines[name] = _run_summary(card)
     return artifacts.update_record(directory, "baselines", baselines)
+
+
+def record_attempt(card, run_directory):
+    """Appends a run's test metrics and how it was made to the shipped entry's `attempts`.
+
+    An entry that misses its target says what else was tried and measured: each recipe run
+    with `kerasrv train ... --record-attempt` (into a directory other than the shipped one)
+    leaves its metrics, command, epochs and wall time on the shipped card.
+    """
+    directory, record = _shipped_record(card, run_directory, "an attempt")
+    attempt = {
+        **_run_summary(card),
+        "best_epoch": card.training["best_epoch"],
+        "wall_time_s": card.training["wall_time_s"],
+        "hardware": card.training["hardware"],
+    }
+    attempts = [a for a in record.get("attempts") or [] if a["command"] != attempt["command"]]
+    return artifacts.update_record(directory, "attempts", [*attempts, attempt])

@@ -183,6 +183,29 @@ def test_a_warm_start_names_its_weights_file_by_sha256(finished_run, tmp_path, t
     assert card["training"]["started_from"] == f"{start} (sha256 {artifacts.sha256(start)})"
 
 
+def test_a_recorded_attempt_lands_on_the_shipped_card_and_never_on_itself(tmp_path, tfds_dir):
+    models = tmp_path / "models"
+    shipped = artifacts.shipped("row_rnn.gru")
+    (models / "row_rnn.gru").mkdir(parents=True)
+    for file in (artifacts.CARD_FILE, artifacts.WEIGHTS_FILE):
+        (models / "row_rnn.gru" / file).write_bytes((shipped / file).read_bytes())
+    env = {"TFDS_DATA_DIR": tfds_dir, "KERASRV_MODELS_DIR": str(models)}
+    args = ["train", "row_rnn.gru", "--epochs", "1", *QUICK, "--record-attempt"]
+    before = tree_digest(models)
+    code, _, stderr = run_cli(*args, "--out", models, env=env)
+    assert code == 2 and len(stderr) == 1 and "is the shipped row_rnn.gru itself" in stderr[0]
+    assert tree_digest(models) == before  # refused before training: nothing written
+
+    code, _, stderr = run_cli(*args, "--out", tmp_path / "runs", env=env)
+    assert code == 0, "\n".join(stderr)
+    run = json.loads((tmp_path / "runs" / "row_rnn.gru" / artifacts.CARD_FILE).read_text())
+    card = json.loads((models / "row_rnn.gru" / artifacts.CARD_FILE).read_text())
+    (attempt,) = card["attempts"]
+    assert attempt["metrics"] == run["metrics"] and attempt["command"] == run["training"]["command"]
+    assert attempt["wall_time_s"] == run["training"]["wall_time_s"]
+    assert zoo.info("row_rnn.gru")["metrics"] == card["metrics"]  # the shipped metrics stay
+
+
 @pytest.mark.slow  # four training runs; the default run kills one at a fixed point (above)
 def test_killed_at_random_points_a_run_resumes_and_then_stays_finished(tmp_path, tfds_dir):
     args = ["train", "row_rnn.gru", "--epochs", "4", *QUICK, "--out", str(tmp_path)]
