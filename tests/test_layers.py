@@ -239,6 +239,32 @@ def test_unrolled_gru_stands_only_for_the_default_gru():
     assert layers.UnrolledGRU.like(keras.layers.GRU(4), (None, 3, 2)) is not None  # builds it
 
 
+@pytest.mark.parametrize("shape", [(16, 7, 7, 8), (4, 3, 5, 5, 8)])  # fused, and Keras' path
+def test_fused_batch_normalization_trains_as_keras_batch_normalization(shape):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(2.0, 3.0, shape).astype("float32"))
+    keras_bn, fused = keras.layers.BatchNormalization(), layers.BatchNormalization()
+    weights = [
+        rng.uniform(0.5, 2.0, 8).astype("float32"),
+        rng.normal(size=8).astype("float32"),
+        rng.normal(size=8).astype("float32"),
+        rng.uniform(0.5, 2.0, 8).astype("float32"),
+    ]
+    results = []
+    for layer in (keras_bn, fused):
+        layer.build(shape)
+        layer.set_weights(weights)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y**2 * tf.range(8, dtype="float32"))
+        gradients = tape.gradient(loss, [x, *layer.trainable_weights])
+        inference = layer(x, training=False)
+        results.append([y, *gradients, inference, *layer.non_trainable_weights])
+    for expected, got in zip(*results):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-5, atol=1e-4)
+
+
 # --- Keras' own layer harness (keras-hub's TestCase builds on it) --------------------------------
 
 
@@ -294,6 +320,12 @@ LAYER_CASES = {
         (2, 5, 3),
         (2, 8),
     ),
+    "BatchNormalization": (
+        layers.BatchNormalization,
+        lambda: {"momentum": 0.9},
+        (4, 5, 5, 3),
+        (4, 5, 5, 3),
+    ),
     "UnrolledGRU": (
         layers.UnrolledGRU,
         lambda: {"units": 4, "return_sequences": False},
@@ -339,6 +371,9 @@ class KerasLayerHarness(keras.src.testing.TestCase):
 
     def test_fused_bidirectional_lstm(self):
         self._run("FusedBidirectionalLSTM")
+
+    def test_fused_batch_normalization(self):
+        self._run("BatchNormalization")
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

@@ -9,7 +9,7 @@ reads a line of text.
 import keras
 
 from kerasrv.labels import FASHION_MNIST_CLASSES
-from kerasrv.layers import ImageToSequence, recurrent
+from kerasrv.layers import BatchNormalization, ImageToSequence, recurrent
 from kerasrv.registry import architecture, register
 
 
@@ -65,7 +65,7 @@ def cnn_lstm(
         # One normalisation per block, after pooling, where the map is a quarter of the size:
         # a BatchNormalization after every conv cost this model a quarter of its training
         # speed on CPU (profiled against the same stack without it), for no accuracy.
-        x = keras.layers.BatchNormalization(name=f"block{b}_bn")(x)
+        x = BatchNormalization(name=f"block{b}_bn")(x)
     if sequence_height is not None and x.shape[1] != sequence_height:
         size = (sequence_height, x.shape[2])
         x = keras.layers.AdaptiveAveragePooling2D(size, name="sequence_height")(x)

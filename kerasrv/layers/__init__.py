@@ -13,6 +13,7 @@ from kerasrv.layers.forecast import (
     ScheduledSampling,
     SpatioTemporalLSTMCell,
 )
+from kerasrv.layers.normalization import BatchNormalization
 from kerasrv.layers.peephole import PeepholeLSTMCell
 from kerasrv.layers.recurrent import (
     CELLS,
@@ -32,6 +33,7 @@ __all__ = [
     "ScheduledSampling",
     "SpatioTemporalLSTMCell",
     "FrameWise",
+    "BatchNormalization",
     "FusedBidirectionalLSTM",
     "FusedLSTM",
     "ImageToSequence",

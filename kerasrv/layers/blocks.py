@@ -4,6 +4,8 @@ import math
 
 import keras
 
+from kerasrv.layers.normalization import BatchNormalization
+
 
 def conv_block(x, filters, *, name, kernel_size=3, strides=1):
     """Conv2D → BatchNorm → ReLU, 'same' padding so masks keep the input's size.
@@ -21,7 +23,7 @@ def conv_block(x, filters, *, name, kernel_size=3, strides=1):
     x = keras.layers.Conv2D(
         filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv"
     )(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = BatchNormalization(name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -39,7 +41,7 @@ def upsample_block(x, filters, *, name):
     x = keras.layers.Conv2DTranspose(
         filters, 3, strides=2, padding="same", use_bias=False, name=f"{name}_deconv"
     )(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = BatchNormalization(name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
