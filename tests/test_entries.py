@@ -63,7 +63,7 @@ def test_card_metrics_are_re_measured_from_the_weights(name, tfds_dir):
 NOT_REACHED = {
     "cnn_lstm.fmnist": "20 epochs with augmentation on 2 CPU cores reached 0.936 test accuracy",
     "row_rnn.lstm": "30 epochs on 2 CPU cores reached 0.9018 (0.8963 with augmentation)",
-    "convlstm_seg.moving": "6 epochs on 2 CPU cores reached 0.655 test mean IoU",
+    "convlstm_seg.moving": "6 epochs and a 6-epoch warm restart on 2 CPU cores: 0.677 mean IoU",
 }
 
 
