@@ -84,7 +84,7 @@ register(
     "cnn_lstm.fmnist",
     default=True,
     description="2 conv blocks (32, 64) → BiLSTM(128) over the feature map's columns",
-    recipe={"epochs": 20, "batch_size": 128, "augment": True},
+    recipe={"epochs": 30, "batch_size": 128, "augment": True},  # 20 epochs: 0.936
     input_shape=(28, 28, 1),
     num_classes=10,
     sequence_height=7,
