@@ -124,13 +124,8 @@ def cmd_train(args):
         )
     if args.record_attempt or args.record_baseline:
         entry = zoo.get_entry(args.name).name
-        shipped = artifacts.shipped(entry)
         run = Path(args.out) / (f"{entry}-frames{args.frames}" if args.frames else entry)
-        if shipped is not None and shipped.resolve() == run.resolve():
-            raise ValueError(
-                f"{run} is the shipped {entry} itself: a run recorded on its card trains into "
-                f"another --out"
-            )
+        training.refuse_recording_on_itself(entry, run)
     settings = training.Settings(
         epochs=args.epochs,
         batch_size=args.batch_size,

@@ -812,15 +812,23 @@ def _epochs_run(log_path, monitor, mode):
     return {"epochs_run": len(rows), "best_epoch": best}
 
 
+def refuse_recording_on_itself(entry_name, run_directory):
+    """Raises ValueError when `run_directory` is the shipped entry's own directory: a run
+    recorded on the shipped card (`--record-attempt`, `--record-baseline`) must train elsewhere.
+    The CLI calls it before training, so the refusal costs nothing."""
+    shipped = artifacts.shipped(entry_name)
+    if shipped is not None and shipped.resolve() == Path(run_directory).resolve():
+        raise ValueError(
+            f"{run_directory} is the shipped {entry_name} itself: a run recorded on its card "
+            f"trains into another --out"
+        )
+
+
 def _shipped_record(card, run_directory, what):
     directory = artifacts.shipped(card.name)
     if directory is None:
         raise artifacts.WeightsError(f"{card.name} ships no card to record {what} in")
-    if Path(directory).resolve() == Path(run_directory).resolve():
-        raise ValueError(
-            f"{run_directory} is the shipped {card.name} itself: record {what} from a run "
-            f"trained into another --out"
-        )
+    refuse_recording_on_itself(card.name, run_directory)
     return directory, artifacts.read_record(directory)
 
 
