@@ -159,6 +159,10 @@ class Task:
     def keras_metrics(self, model):
         raise NotImplementedError
 
+    def callbacks(self, steps):
+        """Keras callbacks every training run of this task needs, for a run of `steps` batches."""
+        return []
+
     # evaluation and parity
 
     def measure(self, num_classes):
@@ -451,6 +455,15 @@ class VideoPrediction(_PredictsFrames):
         import keras
 
         return [keras.metrics.MeanAbsoluteError(name="mae")]
+
+    def callbacks(self, steps):
+        from kerasrv.layers import ScheduledSampling
+
+        # PredRNN's schedule: the true future frames stand in for the model's own predictions
+        # with a probability falling linearly from 1 to 0, here over the first half of the run
+        # (PredRNN's code: 50,000 of 80,000 iterations), so the second half trains exactly
+        # what inference runs: a rollout on its own predictions.
+        return [ScheduledSampling(steps=steps // 2)]
 
     def measure(self, num_classes):
         return _VideoPredictionMeasure()

@@ -41,7 +41,8 @@ from kerasrv.data.idx import DatasetError
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 VALIDATION_FRACTION = 10  # percent of the train split held out for model selection
-CHECK_SPLIT = "test[:500]"
+CHECK_EXAMPLES = 500
+CHECK_SPLIT = f"test[:{CHECK_EXAMPLES}]"
 FIT_DONE = "fit.json"  # in a run's checkpoints: fitting finished (the card may not be written yet)
 
 
@@ -252,7 +253,8 @@ def fit(
         mode: "min" or "max" for `monitor`.
         patience: epochs without improvement before EarlyStopping; None never stops early.
         verbose: `model.fit`'s progress-bar setting.
-        callbacks: more Keras callbacks.
+        callbacks: more Keras callbacks (the task's); they run before the checkpoint and the
+            loggers, so what they add to an epoch's logs is in log.csv.
 
     Returns:
         The `keras.callbacks.History`, with the model holding the best weights.
@@ -276,6 +278,7 @@ def fit(
     standard = [
         keras.callbacks.BackupAndRestore(str(out / "backup"), double_checkpoint=True),
         guard,
+        *callbacks,
         keras.callbacks.ModelCheckpoint(
             str(best),
             monitor=monitor,
@@ -294,7 +297,7 @@ def fit(
         validation_data=val_ds,
         epochs=epochs,
         verbose=verbose,
-        callbacks=[*standard, *callbacks],
+        callbacks=standard,
         shuffle=False,  # the datasets shuffle themselves
     )
     if guard.where is not None:
@@ -412,7 +415,7 @@ class Run:
     epochs: int
     batch_size: int
     learning_rate: float
-    augment: bool
+    augment: bool | str
     start_from: str | None
     train_ds: object
     val_ds: object
@@ -695,6 +698,7 @@ def fit_run(run):
         mode=mode,
         patience=settings.patience,
         verbose=verbose,
+        callbacks=task.callbacks(run.epochs * steps),
     )
     artifacts.write_json(run.checkpoints / FIT_DONE, {"epochs": run.epochs})
     return model, dist
@@ -712,8 +716,9 @@ def write_artifacts(run, model, dist, wall_time, resumed_at=0):
     clean.set_weights(model.get_weights())
     tasks.get(card.task).compile(clean)
     measured = evaluation.evaluate(clean, card, data_dir=run.data_dir, frames=run.frames)
+    check_split = _check_split(card, run.data_dir)
     check = evaluation.evaluate(
-        clean, card, split=CHECK_SPLIT, data_dir=run.data_dir, frames=run.frames
+        clean, card, split=check_split, data_dir=run.data_dir, frames=run.frames
     )
     monitor, mode = tasks.get(card.task).monitor
     weights = artifacts.save_weights(clean, run.directory)
@@ -726,7 +731,7 @@ def write_artifacts(run, model, dist, wall_time, resumed_at=0):
             "command": f"kerasrv evaluate {run.directory}",
         },
         # A fixed subset a test re-measures, so a card can never drift from its weights.
-        check={"split": CHECK_SPLIT, "metrics": check["metrics"]},
+        check={"split": check_split, "metrics": check["metrics"]},
         training={
             "run": run.name,
             "command": run.command,
@@ -754,6 +759,16 @@ def write_artifacts(run, model, dist, wall_time, resumed_at=0):
     )
     artifacts.write_card(run.directory, card)
     return card
+
+
+def _check_split(card, data_dir):
+    """The fixed test subset a card's check holds: the first 500 examples, or the whole test
+    split of a smaller dataset (tfds refuses a slice past a split's end; a folder's is clamped)."""
+    if card.data is None:
+        _, info = data_module.load_split(card.dataset, "test", data_dir)
+        if info.splits["test"].num_examples < CHECK_EXAMPLES:
+            return "test"
+    return CHECK_SPLIT
 
 
 def _started_from(run):

@@ -1,6 +1,7 @@
 """Video prediction: the cells against their equations in numpy, the rollout, OpenSTL's metrics,
 the 20-frame builder, and the forecasters' training, saving and export."""
 
+import csv
 from pathlib import Path
 
 import keras
@@ -210,3 +211,34 @@ def test_a_forecaster_learns_saves_and_exports_with_its_loop_inside(builder, tmp
     assert formats["saved_model"]["passes"] and formats["tflite"]["passes"], formats
     ops = export.TFLiteModel(result["files"]["tflite"]).ops()
     assert "WHILE" not in ops and not [op for op in ops if op.startswith("Flex")]
+
+
+def test_kerasrv_train_samples_the_true_future_in_the_first_half_only(tmp_path, monkeypatch):
+    """A video-prediction run gets the task's ScheduledSampling: the true future frames stand in
+    with a probability that reaches 0 halfway through, so the second half trains the rollout."""
+    from kerasrv import registry, training
+
+    monkeypatch.setattr(registry, "_ENTRIES", dict(registry._ENTRIES))
+    monkeypatch.setattr(registry, "_DEFAULT_TAG", dict(registry._DEFAULT_TAG))
+    registry.register(
+        "predrnn.tiny",
+        task="video_prediction",
+        dataset=OPENSTL_SMALL,
+        target="frames",
+        class_names=None,
+        description="a tiny ST-LSTM stack, for this test",
+        recipe={"epochs": 3, "batch_size": 8},
+        filters=(4, 4),
+        kernel_size=3,
+    )
+    settings = training.Settings(
+        train_split="train[:96]", validation_split="train[96:112]", verbose=0
+    )
+    card = training.train("predrnn.tiny", settings, out=tmp_path)
+    with open(tmp_path / "predrnn.tiny" / "train" / "log.csv") as f:
+        forcing = [float(row["teacher_forcing"]) for row in csv.DictReader(f)]
+    # 12 batches an epoch, 36 in all: the probability falls to 0 over the first 18
+    assert forcing[0] == pytest.approx(1 - 11 / 18)
+    assert forcing[1:] == [0.0, 0.0]
+    metrics = card.metrics
+    assert {"mse", "mae", "ssim", "psnr", "copy_last_mse", "mse_vs_copy_last"} <= set(metrics)

@@ -276,13 +276,18 @@ class ScheduledSampling(keras.callbacks.Callback):
         super().__init__()
         self.steps = max(1, int(steps))
         self.start = float(start)
+        self.value = self.start
 
     def on_train_batch_begin(self, batch, logs=None):
         done = int(self.model.optimizer.iterations.numpy())
-        value = max(0.0, self.start * (1.0 - done / self.steps))
+        self.value = max(0.0, self.start * (1.0 - done / self.steps))
         for layer in self.model._flatten_layers(include_self=False, recursive=True):
             if isinstance(layer, Forecaster):
-                layer.teacher_forcing.assign(value)
+                layer.teacher_forcing.assign(self.value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:  # the epoch's last probability, for the run's log
+            logs["teacher_forcing"] = self.value
 
 
 @keras.saving.register_keras_serializable(package="kerasrv")
