@@ -39,8 +39,8 @@ class Entry:
         target: the dataset feature it predicts ("label", "motion", "masks", "frames").
         class_names: names of the output classes, or None for next-frame prediction.
         description: one line for `kerasrv list`.
-        recipe: `kerasrv train` defaults: epochs, batch_size, and augment (random flips and
-            shifts of the training images).
+        recipe: `kerasrv train` defaults: epochs, batch_size, and augment (True: random flips
+            and shifts of the training images; "erasing": random erasing too).
     """
 
     name: str

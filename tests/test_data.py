@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 
 from kerasrv import data, zoo
 from kerasrv.data import idx, synthesis
-from kerasrv.data.augment import AUGMENT_SHIFT
+from kerasrv.data.augment import AUGMENT_SHIFT, ERASE_AREA, random_erasing
 from kerasrv.labels import FASHION_MNIST_CLASSES
 
 MOVING = "moving_fashion_mnist/small"
@@ -279,6 +279,26 @@ def test_augmentation_flips_and_shifts_each_image_with_its_mask(name, dataset, t
         assert any(np.array_equal(ax[i], c) for c in _flips_and_shifts(x[i])), i
     changed = sum(not np.array_equal(ax[i], x[i]) for i in range(len(x)))
     assert changed > len(x) // 2  # 49 of the 50 transforms move an image
+
+
+def test_random_erasing_fills_one_rectangle_of_half_the_images_and_keeps_labels():
+    images = tf.zeros((2000, 28, 28, 1), tf.uint8)  # every non-zero pixel is erasing's noise
+    labels = tf.range(2000)
+    erased, kept = random_erasing(images, labels)
+    np.testing.assert_array_equal(kept, labels)
+    erased = erased.numpy()[..., 0]
+    touched = [e for e in erased if e.any()]
+    assert 0.45 < len(touched) / len(erased) < 0.55  # ERASE_PROBABILITY = 0.5, seeded
+    for e in touched:
+        rows, cols = np.nonzero(e.any(axis=1))[0], np.nonzero(e.any(axis=0))[0]
+        box = e[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        assert np.mean(box > 0) > 0.9  # one filled rectangle (noise is 0 once in 256)
+        assert box.size <= ERASE_AREA[1] * 28 * 28 * 1.3  # rounding the sides to pixels
+
+
+def test_random_erasing_refuses_masks():
+    with pytest.raises(ValueError, match="classifiers"):
+        random_erasing(tf.zeros((2, 8, 8, 1)), tf.zeros((2, 8, 8), tf.uint8))
 
 
 def test_a_dataset_that_does_not_fit_the_entry_is_refused(tfds_dir):

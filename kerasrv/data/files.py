@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasrv import tasks
-from kerasrv.data.augment import flip_and_shift
+from kerasrv.data.augment import augmentation
 from kerasrv.data.idx import DatasetError
 
 IMAGE_SUFFIXES = (
@@ -411,7 +411,8 @@ def dataset(found, card, split, batch_size, *, shuffle=None, seed=0, augment=Fal
         batch_size: examples per batch.
         shuffle: shuffle the files (default: for the train split).
         seed: shuffling and clip-offset seed.
-        augment: random flips and shifts (image tasks).
+        augment: True for random flips and shifts (image tasks), "erasing" for random
+            erasing too (classifiers); see `kerasrv.data.augment`.
 
     Returns:
         A `tf.data.Dataset` of (inputs float32 in [0, 1], targets), as `pipeline` gives.
@@ -438,7 +439,7 @@ def dataset(found, card, split, batch_size, *, shuffle=None, seed=0, augment=Fal
     if augment:
         if task.video:
             raise ValueError(f"augment= applies to image tasks, not to a {task.name} model")
-        ds = ds.map(flip_and_shift, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(augmentation(augment), num_parallel_calls=tf.data.AUTOTUNE)
     classes = len(found.class_names)
     ds = ds.map(
         lambda x, y: task.batch(x, y, num_classes=classes), num_parallel_calls=tf.data.AUTOTUNE

@@ -13,7 +13,7 @@ import tensorflow_datasets as tfds
 
 from kerasrv import tasks
 from kerasrv.data import builders, files
-from kerasrv.data.augment import flip_and_shift
+from kerasrv.data.augment import augmentation
 from kerasrv.data.idx import DatasetError, fingerprint
 
 SHUFFLE_BUFFER = 20_000  # whole datasets up to this size shuffle perfectly
@@ -184,9 +184,10 @@ def pipeline(
         seed: shuffling seed.
         frames: keep only the first `frames` frames of each clip (video classification and
             segmentation), e.g. 1 for a single-frame baseline.
-        augment: random horizontal flips and shifts of up to `AUGMENT_SHIFT` pixels, for
-            training image classifiers and segmenters (a mask moves with its image). Videos are
-            never augmented: a flip would change their motion labels.
+        augment: True for random horizontal flips and shifts of up to `AUGMENT_SHIFT` pixels,
+            for training image classifiers and segmenters (a mask moves with its image);
+            "erasing" adds random erasing, for classifiers (`kerasrv.data.augment`). Videos
+            are never augmented: a flip would change their motion labels.
         data_dir: TFDS data directory.
 
     Returns:
@@ -270,7 +271,7 @@ def pipeline(
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if augment:
-        ds = ds.map(flip_and_shift, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(augmentation(augment), num_parallel_calls=tf.data.AUTOTUNE)
     classes = num_classes or getattr(features[target], "num_classes", None)
 
     def normalise(x, y):
