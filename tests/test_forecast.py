@@ -221,21 +221,21 @@ def test_kerasrv_train_samples_the_true_future_in_the_first_half_only(tmp_path, 
     monkeypatch.setattr(registry, "_ENTRIES", dict(registry._ENTRIES))
     monkeypatch.setattr(registry, "_DEFAULT_TAG", dict(registry._DEFAULT_TAG))
     registry.register(
-        "predrnn.tiny",
+        "convlstm_forecast.tiny",
         task="video_prediction",
         dataset=OPENSTL_SMALL,
         target="frames",
         class_names=None,
-        description="a tiny ST-LSTM stack, for this test",
+        description="a one-layer ConvLSTM, for this test",
         recipe={"epochs": 3, "batch_size": 8},
-        filters=(4, 4),
+        filters=(4,),
         kernel_size=3,
     )
     settings = training.Settings(
         train_split="train[:96]", validation_split="train[96:112]", verbose=0
     )
-    card = training.train("predrnn.tiny", settings, out=tmp_path)
-    with open(tmp_path / "predrnn.tiny" / "train" / "log.csv") as f:
+    card = training.train("convlstm_forecast.tiny", settings, out=tmp_path)
+    with open(tmp_path / "convlstm_forecast.tiny" / "train" / "log.csv") as f:
         forcing = [float(row["teacher_forcing"]) for row in csv.DictReader(f)]
     # 12 batches an epoch, 36 in all: the probability falls to 0 over the first 18
     assert forcing[0] == pytest.approx(1 - 11 / 18)
