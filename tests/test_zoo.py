@@ -293,3 +293,18 @@ def test_a_users_video_shape_loads_pretrained_weights():
     message = str(caught[0].message)
     assert "adapted to 3 input channels: block1_conv/kernel" in message
     assert "re-initialised" not in message  # the new head is what was asked for
+
+
+def test_row_rnn_drops_out_between_its_layers_only_when_asked():
+    from kerasrv.architectures import row_rnn
+
+    def between(model):
+        names = [layer.name for layer in model.layers]
+        return names[names.index("lstm1") + 1 : names.index("lstm2")]
+
+    assert between(row_rnn()) == []
+    assert between(row_rnn(dropout_between=0.3)) == ["dropout1"]
+    x = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype("float32")
+    plain, dropping = row_rnn(), row_rnn(dropout_between=0.3)
+    dropping.set_weights(plain.get_weights())  # the same weights: dropout has none
+    np.testing.assert_allclose(dropping(x), plain(x), atol=1e-6)  # inference: no dropout

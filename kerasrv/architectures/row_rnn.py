@@ -21,6 +21,7 @@ def row_rnn(
     units=128,
     num_layers=2,
     dropout=0.2,
+    dropout_between=0.0,
 ):
     """A stack of recurrent layers reading an image row by row.
 
@@ -33,6 +34,9 @@ def row_rnn(
         units: hidden size of every recurrent layer.
         num_layers: stacked recurrent layers; all but the last return sequences.
         dropout: dropout before the head.
+        dropout_between: dropout on the sequence between stacked recurrent layers, never on
+            the recurrent connections (Zaremba et al. 2014's regularisation of stacked LSTMs;
+            it keeps the cuDNN kernel, which recurrent dropout would leave).
 
     Returns:
         An uncompiled `keras.Model` from `image` (B, H, W, C) in [0, 1] to `probabilities`.
@@ -47,6 +51,8 @@ def row_rnn(
     for i in range(num_layers):
         last = i == num_layers - 1
         x = recurrent(cell, units, return_sequences=not last, name=f"{cell}{i + 1}")(x)
+        if dropout_between and not last:
+            x = keras.layers.Dropout(dropout_between, name=f"dropout{i + 1}")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     x = keras.layers.Dense(num_classes, name="head")(x)
     probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
@@ -65,7 +71,10 @@ register(
     "row_rnn.lstm",
     default=True,
     description="2×LSTM(128) over the 28 rows of a Fashion-MNIST image",
-    recipe={"epochs": 30, "batch_size": 128},  # with flips and shifts: 0.8963, not 0.9018
+    # Recorded attempts, 30 epochs each (test accuracy; the card lists them): peak learning
+    # rate 3e-3 0.9015; dropout_between=0.3 0.9005 (validation 0.916 either way); with flips and
+    # shifts 0.8963. This recipe: 0.9018.
+    recipe={"epochs": 30, "batch_size": 128},
     cell="lstm",
     **_FMNIST,
 )
