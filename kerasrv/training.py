@@ -878,6 +878,9 @@ def record_attempt(card, run_directory):
     directory, record = _shipped_record(card, run_directory, "an attempt")
     attempt = {
         **_run_summary(card),
+        # the command alone does not say what the recipe and builder were at the time
+        "builder_args": card.builder_args,
+        "augment": card.training["augment"],
         "best_epoch": card.training["best_epoch"],
         "wall_time_s": card.training["wall_time_s"],
         "hardware": card.training["hardware"],
