@@ -439,7 +439,8 @@ def test_eight_threads_of_mixed_batches_get_the_serial_answers(runtime, exports)
 
 def test_a_nan_image_gets_nan_answers_and_leaves_its_batch_alone(exports):
     made = exports["cnn_lstm.fmnist"]
-    x = made["x"][:4].copy()
+    clean = made["x"][:4]
+    x = clean.copy()
     x[1] = np.nan
     x[3, 5, 5, 0] = np.inf
     runners = {
@@ -450,7 +451,10 @@ def test_a_nan_image_gets_nan_answers_and_leaves_its_batch_alone(exports):
     for name, run in runners.items():
         got = run(x)
         assert np.isnan(got[[1, 3]]).all(), name
-        np.testing.assert_array_equal(got[[0, 2]], run(x[[0, 2]]), err_msg=name)
+        # Against the same batch without the NaN, not against the two images alone: a batch
+        # of another size may round differently (batch 4 vs 2 differ by 1.2e-7 in the
+        # SavedModel on some CPUs, bitwise equal on others), so only equal shapes must be equal.
+        np.testing.assert_array_equal(got[[0, 2]], run(clean)[[0, 2]], err_msg=name)
 
 
 def test_a_model_is_exported_only_with_the_card_that_describes_it(tmp_path):
