@@ -211,6 +211,36 @@ def test_fused_bidirectional_lstm_matches_keras_bidirectional(merge_mode, return
     np.testing.assert_allclose(fused(x).numpy(), keras_layer(x).numpy(), atol=1e-6)
 
 
+class _EveryObjectSeenBefore(dict):
+    """Keras' record of serialized objects, where every id() was seen before: what a load meets
+    when CPython gives a new temporary the address of one freed earlier in the same load."""
+
+    def __contains__(self, key):
+        return True
+
+    def __getitem__(self, key):
+        return self.setdefault(key, {})
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_renet_builds_inside_load_model_even_when_object_addresses_are_reused(cell):
+    # The once-seen flaky failure of reseg.scenes' .keras round trip: load_model raised
+    # "Forward layer and backward layer should have different `go_backwards` value".
+    from keras.src.backend.common import global_state
+    from keras.src.saving import serialization_lib
+
+    with serialization_lib.ObjectSharingScope():
+        global_state.set_global_attribute(
+            "shared_objects/id_to_config_map", _EveryObjectSeenBefore()
+        )
+        with pytest.raises(ValueError, match="go_backwards"):  # Keras' own wrapper, as is
+            keras.layers.Bidirectional(keras.layers.LSTM(3))
+        renet = layers.ReNet(3, cell=cell)
+    assert not renet.horizontal.forward_layer.go_backwards
+    assert renet.horizontal.backward_layer.go_backwards
+    assert renet.vertical.backward_layer is not renet.horizontal.backward_layer
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_renet_with_fused_sweeps_holds_the_same_weights_and_outputs(cell):
     x = np.random.default_rng(5).uniform(size=(2, 4, 6, 1)).astype("float32")

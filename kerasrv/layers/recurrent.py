@@ -1,6 +1,7 @@
 """One constructor for the zoo's recurrent layers, chosen by cell name, and the forms of Keras'
 recurrent layers that TFLite's converter needs (same weights, same outputs)."""
 
+import contextlib
 import uuid
 
 import keras
@@ -44,6 +45,39 @@ def recurrent(cell, units, *, return_sequences=False, unroll=False, name=None, d
     if cell == "peephole":
         return keras.layers.RNN(PeepholeLSTMCell(units, dtype=dtype), **common)
     raise ValueError(f"unknown recurrent cell {cell!r}; expected one of {', '.join(CELLS)}")
+
+
+def bidirectional(layer, **kwargs):
+    """`keras.layers.Bidirectional(layer)`, safe to build inside a layer's `__init__`.
+
+    Bidirectional copies `layer` by serializing it twice (forward, then backward with
+    `go_backwards=True`). Inside `keras.saving.load_model`, Keras tracks serialized objects by
+    `id()` to rebuild shared ones, so when a freed temporary of an earlier sweep and this `layer`
+    happen to share an address, the backward copy comes back as the forward one and loading fails
+    ("Forward layer and backward layer should have different `go_backwards` value"), now and then,
+    depending on the allocator. A layer built in `__init__` is never a shared object (its config
+    is its constructor's arguments), so it is built with that tracking switched off.
+    """
+    with _outside_object_sharing():
+        return keras.layers.Bidirectional(layer, **kwargs)
+
+
+@contextlib.contextmanager
+def _outside_object_sharing():
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:  # a Keras without this tracking has nothing to switch off
+        yield
+        return
+    keys = ("shared_objects/id_to_obj_map", "shared_objects/id_to_config_map")
+    saved = [global_state.get_global_attribute(key) for key in keys]
+    for key in keys:
+        global_state.set_global_attribute(key, None)
+    try:
+        yield
+    finally:
+        for key, value in zip(keys, saved):
+            global_state.set_global_attribute(key, value)
 
 
 def _holding_weights_of(original, input_shape, make):

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kerasrv.layers.recurrent import FusedBidirectionalLSTM, recurrent
+from kerasrv.layers.recurrent import FusedBidirectionalLSTM, bidirectional, recurrent
 
 
 @keras.saving.register_keras_serializable(package="kerasrv")
@@ -55,7 +55,7 @@ class ReNet(keras.layers.Layer):
             return FusedBidirectionalLSTM(
                 self.units, return_sequences=True, name=name, dtype=policy
             )
-        return keras.layers.Bidirectional(
+        return bidirectional(
             recurrent(
                 self.cell,
                 self.units,
