@@ -27,6 +27,7 @@ import shlex
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -218,7 +219,11 @@ def _mend_backup(backup):
 def _loads(model, path):
     """Whether a weights file loads into the model (a checkpoint cut short by a kill does not)."""
     try:
-        model.load_weights(path)
+        with warnings.catch_warnings():
+            # The file holds the optimizer's state too, which an unbuilt optimizer cannot take;
+            # BackupAndRestore puts that state back when fit starts, so Keras' warning misleads.
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            model.load_weights(path)
         return True
     except Exception:
         return False
