@@ -84,7 +84,9 @@ register(
     "cnn_lstm.fmnist",
     default=True,
     description="2 conv blocks (32, 64) → BiLSTM(128) over the feature map's columns",
-    recipe={"epochs": 30, "batch_size": 128, "augment": True},  # 20 epochs: 0.936
+    # 20 epochs: 0.936; 30 epochs: 0.9394; 30 epochs with random erasing on top (augment=
+    # "erasing", recorded on the card): 0.9394 again, a different model (4% of answers differ)
+    recipe={"epochs": 30, "batch_size": 128, "augment": True},
     input_shape=(28, 28, 1),
     num_classes=10,
     sequence_height=7,
