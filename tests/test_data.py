@@ -1,7 +1,10 @@
 """kerasrv.data: the IDX reader, the TFDS builders and what they build, the pipelines."""
 
 import gzip
+import hashlib
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -346,3 +349,35 @@ def test_a_dataset_is_built_again_from_other_files_and_never_read_stale(tmp_path
     monkeypatch.delenv(idx.ENV_DIR)
     again = _examples(MOVING, "test", data_dir, 5)
     np.testing.assert_array_equal(again[0]["frames"], first[0]["frames"])
+
+
+# Two commands on a fresh data directory at once: each loads the split and prints a digest.
+LOAD_AND_DIGEST = """
+import hashlib, sys
+import numpy as np
+from kerasrv import data
+ds, _ = data.load_split(sys.argv[1], "test[:4]", sys.argv[2])
+print(hashlib.sha256(b"".join(np.asarray(e["frames"]).tobytes() for e in ds)).hexdigest())
+"""
+
+
+def test_two_commands_preparing_one_dataset_at_once_both_read_it(tmp_path):
+    data_dir = str(tmp_path / "tfds")
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", LOAD_AND_DIGEST, MOVING, data_dir],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [run.communicate(timeout=300) for run in runs]
+    for run, (_, stderr) in zip(runs, results, strict=True):
+        assert run.returncode == 0, stderr[-2000:]
+    first, second = (stdout.split()[-1] for stdout, _ in results)
+    assert first == second == _digest(_examples(MOVING, "test", data_dir, 4))
+
+
+def _digest(examples):
+    return hashlib.sha256(b"".join(e["frames"].tobytes() for e in examples)).hexdigest()

@@ -1,6 +1,7 @@
 """tf.data pipelines of (inputs, targets) batches that match a zoo entry's card."""
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -55,6 +56,9 @@ def load_split(dataset, split, data_dir=None):
         ) from None
     if builder.name in builders.NAMES:
         _prepare_from_source(builder)
+        # read again: a builder made before the dataset existed holds no splits, and another
+        # process may have been the one that prepared it
+        builder = tfds.builder(dataset, data_dir=data_dir)
     try:
         ds = builder.as_dataset(split=split, shuffle_files=False)
     except AssertionError as error:  # tfds' way of saying the data is not there
@@ -79,19 +83,36 @@ def _prepare_from_source(builder):
     """
     source = fingerprint()
     marker = Path(builder.data_dir) / SOURCE_FILE
-    if builder.is_prepared():
-        try:
-            built_from = json.loads(marker.read_text())["fashion_mnist_sha256"]
-        except (OSError, ValueError, KeyError):
-            built_from = None
-        if built_from == source:
-            return
-        shutil.rmtree(builder.data_dir, ignore_errors=True)
-    # tfds reports on stdout (and calls it "downloading"); a command's stdout is its result, so
-    # the report goes to stderr.
-    with contextlib.redirect_stdout(sys.stderr):
-        builder.download_and_prepare()
-    marker.write_text(json.dumps({"fashion_mnist_sha256": source}) + "\n")
+    with _preparing(builder):
+        if builder.is_prepared():
+            try:
+                built_from = json.loads(marker.read_text())["fashion_mnist_sha256"]
+            except (OSError, ValueError, KeyError):
+                built_from = None
+            if built_from == source:
+                return
+            shutil.rmtree(builder.data_dir, ignore_errors=True)
+        # tfds reports on stdout (and calls it "downloading"); a command's stdout is its result,
+        # so the report goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            builder.download_and_prepare()
+        marker.write_text(json.dumps({"fashion_mnist_sha256": source}) + "\n")
+
+
+@contextlib.contextmanager
+def _preparing(builder):
+    """Holds an exclusive lock on one dataset version while it is checked and built.
+
+    Two commands started at once on a fresh data directory would otherwise both build it, and
+    the second one's rename into place fails (or removes the first one's build while it is
+    read). The second waits here and then finds the dataset prepared. The lock is a file beside
+    the version's folder, released by the kernel if the holder dies.
+    """
+    version_dir = Path(builder.data_dir)
+    version_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(version_dir.parent / f".{version_dir.name}.prepare.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _spec_of(source, dataset, target, input_shape):
