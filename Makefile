@@ -31,11 +31,17 @@ data:
 demo: setup
 	$(BIN)/python -m kerasrv.demo
 
+# Most tests spend their time on one core (tracing, converting, Python), so two pytest-xdist
+# workers about halve the run on two cores. Each test file runs on one worker, so a module
+# fixture (every entry exported once) is made once. TEST_WORKERS=0 runs in this process (pdb).
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist loadfile
+
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-slow: setup
-	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m slow $(XDIST) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

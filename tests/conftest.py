@@ -14,9 +14,16 @@ def tfds_dir(tmp_path_factory):
     """A TFDS data directory for the session: kerasrv's builders prepare into it on first use.
 
     Every test and every command it starts reads and writes datasets there ($TFDS_DATA_DIR),
-    never in the user's ~/tensorflow_datasets.
+    never in the user's ~/tensorflow_datasets. Under pytest-xdist (`make test`) the workers share
+    one, in the run's common temporary folder: kerasrv locks a dataset while preparing it, so each
+    is built once per run, by whichever worker needs it first.
     """
-    directory = str(tmp_path_factory.mktemp("tensorflow_datasets"))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        directory = tmp_path_factory.getbasetemp().parent / "tensorflow_datasets"
+        directory.mkdir(exist_ok=True)
+        directory = str(directory)
+    else:
+        directory = str(tmp_path_factory.mktemp("tensorflow_datasets"))
     os.environ["TFDS_DATA_DIR"] = directory
     return directory
 
