@@ -1,6 +1,7 @@
 """Helpers shared by the tests (in the spirit of keras-hub's TestCase helpers)."""
 
 import numpy as np
+import pytest
 
 from kerasrv.data import synthesis
 from kerasrv.data.idx import load_fashion_mnist
@@ -104,3 +105,26 @@ def call_cli(*args):
         except SystemExit as exit:
             code = exit.code
     return code, out.getvalue(), [line for line in err.getvalue().splitlines() if line.strip()]
+
+
+# The default run (`make test`) makes each per-entry check on one entry of every task, the
+# cheapest one; `make test-slow` makes it on the other entries. Entries of one task share the
+# task's rules, its data and most of their layers, so the default run still builds, trains,
+# saves, re-heads and exports every kind of model the zoo holds, in a third of the time.
+ONE_PER_TASK = {
+    "classification": "row_rnn.lstm",
+    "video_classification": "lrcn.motion",
+    "segmentation": "reseg.scenes",
+    "video_segmentation": "convlstm_seg.moving",
+    "next_frame": "convlstm_predict.moving",
+}
+
+
+def per_entry(names):
+    """pytest parameters for a check made on each entry: those outside ONE_PER_TASK are slow."""
+    return [
+        name
+        if name in ONE_PER_TASK.values()
+        else pytest.param(name, marks=pytest.mark.slow, id=name)
+        for name in names
+    ]

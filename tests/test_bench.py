@@ -3,6 +3,8 @@
 import json
 import math
 
+import pytest
+
 from kerasrv import bench
 
 ENTRY_FIELDS = {
@@ -45,6 +47,8 @@ RUNTIMES = {
 }
 
 
+# Two entries measured for real: training rounds, nine runtimes, exports, a profile (2.5 min).
+@pytest.mark.slow
 def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeypatch):
     out = tmp_path / "results.json"
     bench.run(["row_rnn.gru"], quick=True, out=out, data_dir=tfds_dir, log=lambda _: None)

@@ -16,12 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import tree_digest
+from helpers import per_entry, tree_digest
 from tensorflow.core.protobuf import saved_model_pb2
 
 from kerasrv import data, export, tasks, zoo
 
 ENTRIES = zoo.list_models()
+# What the checks of one served model use: a classifier and a video classifier of the default run.
+SERVED = "row_rnn.lstm"
+SERVED_VIDEO = "lrcn.motion"
 QUANTIZED = [name for name, f in export.FORMATS.items() if f.max_abs_diff is None]
 # Entries whose recurrent state drifts in 8 bits: their fast full-integer file (int8
 # activations) agrees with Keras a little under the bar or just over it, as their cards record on
@@ -74,19 +77,32 @@ def _export_every_format(name, out, tfds_dir):
     return export.export(model, card, export.FORMATS, out, calibration=calibration)
 
 
-@pytest.fixture(scope="module")
-def exports(tmp_path_factory, tfds_dir):
-    """Every entry exported once in every format (parity is measured by the tests here).
+def _entries_under_test(request):
+    """The entries this run's tests of this module take as `name`, and the two served ones."""
+    names = {SERVED, SERVED_VIDEO}
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if item.module is request.module and callspec and "name" in callspec.params:
+            names.add(callspec.params["name"])
+    return sorted(names)
 
-    The converters run mostly on one thread, so two processes export at once. The datasets that
-    int8 calibration reads are prepared first, here, so that no two processes prepare one.
+
+@pytest.fixture(scope="module")
+def exports(request, tmp_path_factory, tfds_dir):
+    """Each entry under test exported once in every format (the tests here measure parity).
+
+    The default run exports the entries of `helpers.ONE_PER_TASK`, `make test-slow` the rest.
+
+    The converters run mostly on one thread, so two processes export at once (a dataset that
+    int8 calibration reads is prepared by one of them while the other waits on its lock).
     """
     out = tmp_path_factory.mktemp("export")
-    for name in ENTRIES:
-        data.pipeline(zoo.info(name), "train[:1]", 1, shuffle=False, data_dir=tfds_dir)
     spawn = multiprocessing.get_context("spawn")  # a fork would copy TensorFlow's threads
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=spawn) as pool:
-        jobs = {name: pool.submit(_export_every_format, name, out, tfds_dir) for name in ENTRIES}
+        jobs = {
+            name: pool.submit(_export_every_format, name, out, tfds_dir)
+            for name in _entries_under_test(request)
+        }
         results = {name: job.result() for name, job in jobs.items()}
     made = {}
     for name, result in results.items():
@@ -117,7 +133,7 @@ def saved_model_outputs(exports, tmp_path_factory):
     return np.load(work / "out.npy", allow_pickle=True).item()
 
 
-@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize("name", per_entry(ENTRIES))
 def test_saved_model_matches_keras_without_kerasrv(name, exports, saved_model_outputs):
     expected = exports[name]["keras"][:7]
     for size in (1, 7):
@@ -127,7 +143,7 @@ def test_saved_model_matches_keras_without_kerasrv(name, exports, saved_model_ou
 
 
 @pytest.mark.parametrize("variant", ["tflite", "tflite_batch1"])
-@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize("name", per_entry(ENTRIES))
 def test_tflite_float32_matches_keras_at_batch_1_and_7(name, variant, exports):
     # tflite_batch1 runs 7 samples one after another: a fused LSTM's state must not carry over
     model = export.TFLiteModel(exports[name]["files"][variant])
@@ -171,7 +187,7 @@ FUSED_LSTM_ENTRIES = [
 ]
 
 
-@pytest.mark.parametrize("name", FUSED_LSTM_ENTRIES)
+@pytest.mark.parametrize("name", per_entry(FUSED_LSTM_ENTRIES))
 def test_the_batch1_file_fuses_every_lstm(name, exports):
     model = export.TFLiteModel(exports[name]["files"]["tflite_batch1"])
     assert model.batch_size == 1
@@ -180,7 +196,7 @@ def test_the_batch1_file_fuses_every_lstm(name, exports):
     assert "LOGISTIC" not in ops and "TANH" not in ops, ops  # no unrolled LSTM step left
 
 
-@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize("name", per_entry(ENTRIES))
 def test_onnx_matches_keras_in_onnxruntime(name, exports):
     import onnx
 
@@ -197,7 +213,7 @@ def test_onnx_matches_keras_in_onnxruntime(name, exports):
         assert ("LSTM" if name not in ("row_rnn.gru", "row_rnn.peephole") else "Loop") in ops, ops
 
 
-@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize("name", per_entry(ENTRIES))
 def test_tflite_files_hold_builtin_ops_only(name, exports):
     for variant in [f for f in export.FORMATS if f.startswith("tflite")]:
         ops = export.TFLiteModel(exports[name]["files"][variant]).ops()
@@ -209,7 +225,7 @@ def test_tflite_files_hold_builtin_ops_only(name, exports):
 
 # Every entry's reduced-precision files hold parity (the task's agreement bar, `kerasrv.tasks`),
 # but the int8 files of the entries above, which hold what their cards record.
-@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize("name", per_entry(ENTRIES))
 @pytest.mark.parametrize("variant", QUANTIZED)
 def test_quantized_formats_agree_with_keras(name, variant, exports):
     made = exports[name]
@@ -225,7 +241,7 @@ def test_quantized_formats_agree_with_keras(name, variant, exports):
         assert export.passes(card, variant, {"batch_7": {"agreement": agreement}}), agreement
 
 
-@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize("name", per_entry(ENTRIES))
 def test_integer_files_have_their_activation_width(name, exports):
     for variant, activations in (("tflite_int8", "int8"), ("tflite_int16x8", "int16")):
         interpreter = export.TFLiteModel(exports[name]["files"][variant]).interpreter
@@ -234,7 +250,7 @@ def test_integer_files_have_their_activation_width(name, exports):
         assert (np.dtype("int16") in types) == (activations == "int16"), variant
 
 
-@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize("name", per_entry(ENTRIES))
 def test_saved_model_graph_holds_no_pyfunc(name, exports):
     proto = saved_model_pb2.SavedModel()
     proto.ParseFromString((exports[name]["directory"] / "saved_model.pb").read_bytes())
@@ -245,7 +261,7 @@ def test_saved_model_graph_holds_no_pyfunc(name, exports):
 
 
 def test_saved_model_cli_lists_the_signature(exports):
-    made = exports["cnn_lstm.fmnist"]
+    made = exports[SERVED]
     cli = Path(sys.executable).parent / "saved_model_cli"
     shown = subprocess.run(
         [str(cli), "show", "--dir", str(made["directory"]), "--all"],
@@ -322,7 +338,7 @@ def test_an_export_killed_midway_leaves_no_version(tmp_path, tfds_dir):
 
 
 def test_wrong_inputs_get_clear_errors(exports):
-    made = exports["cnn_lstm.fmnist"]
+    made = exports[SERVED]
     signature = tf.saved_model.load(str(made["directory"])).signatures["serving_default"]
     good = made["x"][:2]
     wrong = tf.errors.InvalidArgumentError
@@ -348,7 +364,7 @@ def test_wrong_inputs_get_clear_errors(exports):
 
 
 def test_eight_threads_on_one_signature_match_serial_calls(exports):
-    made = exports["lrcn.motion"]
+    made = exports[SERVED_VIDEO]
     run = export.saved_model_function(made["directory"], made["card"])
     batches = [made["x"][i : i + 3] for i in range(0, 24, 3)]
     serial = [run(b) for b in batches]
@@ -409,7 +425,7 @@ def _requests(x, count, seed):
 @pytest.mark.parametrize("runtime", ["saved_model", "tflite"])
 def test_eight_threads_of_mixed_batches_get_the_serial_answers(runtime, exports):
     """One exported entry served from one process, the way a web server's threads share it."""
-    made = exports["row_rnn.gru"]
+    made = exports[SERVED]
     if runtime == "saved_model":
         run = export.saved_model_function(made["directory"], made["card"])
     else:
@@ -438,7 +454,7 @@ def test_eight_threads_of_mixed_batches_get_the_serial_answers(runtime, exports)
 
 
 def test_a_nan_image_gets_nan_answers_and_leaves_its_batch_alone(exports):
-    made = exports["cnn_lstm.fmnist"]
+    made = exports[SERVED]
     clean = made["x"][:4]
     x = clean.copy()
     x[1] = np.nan

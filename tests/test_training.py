@@ -130,6 +130,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow  # three TensorFlow processes; MirroredStrategy (above) runs by default
 def test_two_local_workers_match_one_device(tmp_path, single_device):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     out = tmp_path / "result.json"

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import real_batch
+from helpers import ONE_PER_TASK, per_entry, real_batch
 
 import kerasrv
 from kerasrv import tasks, zoo
@@ -32,6 +32,12 @@ def test_the_zoo_covers_every_architecture():
     assert len(ENTRIES) >= 7
     assert {name.split(".")[0] for name in ENTRIES} == ARCHITECTURES
     assert set(zoo.list_architectures()) == ARCHITECTURES | WITHOUT_ENTRIES
+
+
+def test_the_default_run_checks_an_entry_of_every_task():
+    tasks_of = {name: zoo.info(name)["task"] for name in ENTRIES}
+    assert set(ONE_PER_TASK) == set(tasks_of.values())
+    assert all(tasks_of[name] == task for task, name in ONE_PER_TASK.items())
 
 
 def test_list_models_filters_with_wildcards():
@@ -89,16 +95,16 @@ def test_forward_pass_gives_the_cards_output_shape(name):
         np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-5)  # a distribution per sample/pixel
 
 
-@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize("name", per_entry(ENTRIES))
 def test_thirty_steps_on_one_batch_halve_the_loss(name):
     card = zoo.info(name)
     model = zoo.load(name, weights=None)
-    x, y = real_batch(card, n=16)
+    x, y = real_batch(card, n=8)
     losses = [float(model.train_on_batch(x, y, return_dict=True)["loss"]) for _ in range(30)]
     assert losses[-1] <= 0.5 * losses[0], f"loss went from {losses[0]:.4f} to {losses[-1]:.4f}"
 
 
-@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize("name", per_entry(ENTRIES))
 def test_keras_file_round_trip_gives_identical_outputs(name, tmp_path):
     card = zoo.info(name)
     model = zoo.load(name, weights=None)
@@ -123,7 +129,7 @@ def test_config_round_trip_rebuilds_the_same_model(name):
     np.testing.assert_array_equal(clone(x, training=False), model(x, training=False))
 
 
-@pytest.mark.parametrize("name", [n for n in ENTRIES if zoo.info(n)["num_classes"]])
+@pytest.mark.parametrize("name", per_entry(n for n in ENTRIES if zoo.info(n)["num_classes"]))
 def test_num_classes_replaces_only_the_head(name, tmp_path):
     card = zoo.info(name)
     trained = zoo.build(name)
@@ -233,7 +239,7 @@ def test_resolve_names_what_it_cannot_take(tmp_path):
 # --- trained weights under another input spec ---------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize("name", per_entry(ENTRIES))
 def test_three_channels_keep_the_trained_weights_and_see_grey_as_before(name):
     card = zoo.info(name)
     shape = (*card["input_shape"][:-1], 3)
@@ -268,7 +274,7 @@ OTHER_SIZES = {
 }
 
 
-@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize("name", per_entry(ENTRIES))
 def test_another_size_keeps_every_trained_weight(name):
     shape = OTHER_SIZES[name.split(".")[0]]
     with warnings.catch_warnings():
