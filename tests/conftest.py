@@ -62,3 +62,14 @@ def finished_run(tmp_path_factory, tfds_dir):
     )
     assert code == 0, "\n".join(stderr)
     return out / "row_rnn.gru"
+
+
+# Under pytest-xdist (`--dist loadfile`) each test file is one unit of work, handed out in
+# collection order: the longest files go first, so that none of them starts last on its own
+# while the other worker sits idle.
+LONGEST_FIRST = ("test_export.py", "test_zoo.py", "test_entries.py", "test_training.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable within a file
