@@ -110,7 +110,7 @@ def call_cli(*args):
 # The default run (`make test`) makes each per-entry check on one entry of every task, the
 # cheapest one; `make test-slow` makes it on the other entries. Entries of one task share the
 # task's rules, its data and most of their layers, so the default run still builds, trains,
-# saves, re-heads and exports every kind of model the zoo holds, in a third of the time.
+# saves, re-heads and exports every kind of model the zoo holds.
 ONE_PER_TASK = {
     "classification": "row_rnn.lstm",
     "video_classification": "lrcn.motion",

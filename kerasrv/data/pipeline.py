@@ -55,10 +55,10 @@ def load_split(dataset, split, data_dir=None):
             f"dataset {name!r} has no config {config!r}; its configs are {', '.join(configs)}"
         ) from None
     if builder.name in builders.NAMES:
+        made_before_it_existed = not builder.is_prepared()
         _prepare_from_source(builder)
-        # read again: a builder made before the dataset existed holds no splits, and another
-        # process may have been the one that prepared it
-        builder = tfds.builder(dataset, data_dir=data_dir)
+        if made_before_it_existed:  # it holds no splits, and another process may have built it
+            builder = tfds.builder(dataset, data_dir=data_dir)
     try:
         ds = builder.as_dataset(split=split, shuffle_files=False)
     except AssertionError as error:  # tfds' way of saying the data is not there
