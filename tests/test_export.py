@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import per_entry, tree_digest
+from helpers import ONE_PER_TASK, per_entry, tree_digest
 from tensorflow.core.protobuf import saved_model_pb2
 
 from kerasrv import data, export, tasks, zoo
 
 ENTRIES = zoo.list_models()
 # What the checks of one served model use: a classifier and a video classifier of the default run.
-SERVED = "row_rnn.lstm"
-SERVED_VIDEO = "lrcn.motion"
+SERVED = ONE_PER_TASK["classification"]
+SERVED_VIDEO = ONE_PER_TASK["video_classification"]
 QUANTIZED = [name for name, f in export.FORMATS.items() if f.max_abs_diff is None]
 # Entries whose recurrent state drifts in 8 bits: their fast full-integer file (int8
 # activations) agrees with Keras a little under the bar or just over it, as their cards record on
