@@ -95,26 +95,43 @@ def test_forward_pass_gives_the_cards_output_shape(name):
         np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-5)  # a distribution per sample/pixel
 
 
+@pytest.fixture(scope="module")
+def fitted_on_one_batch():
+    """name -> (model, batch, losses): a fresh entry after 30 steps on one batch of 8 samples.
+
+    Made once per entry and shared by the two checks below, since tracing the training step
+    of a convolutional entry costs 10-20 s.
+    """
+    made = {}
+
+    def fit(name):
+        if name not in made:
+            model = zoo.load(name, weights=None)
+            x, y = real_batch(zoo.info(name), n=8)
+            losses = [
+                float(model.train_on_batch(x, y, return_dict=True)["loss"]) for _ in range(30)
+            ]
+            made[name] = model, (x, y), losses
+        return made[name]
+
+    return fit
+
+
 @pytest.mark.parametrize("name", per_entry(ENTRIES))
-def test_thirty_steps_on_one_batch_halve_the_loss(name):
-    card = zoo.info(name)
-    model = zoo.load(name, weights=None)
-    x, y = real_batch(card, n=8)
-    losses = [float(model.train_on_batch(x, y, return_dict=True)["loss"]) for _ in range(30)]
+def test_thirty_steps_on_one_batch_halve_the_loss(name, fitted_on_one_batch):
+    _, _, losses = fitted_on_one_batch(name)
     assert losses[-1] <= 0.5 * losses[0], f"loss went from {losses[0]:.4f} to {losses[-1]:.4f}"
 
 
 @pytest.mark.parametrize("name", per_entry(ENTRIES))
-def test_keras_file_round_trip_gives_identical_outputs(name, tmp_path):
-    card = zoo.info(name)
-    model = zoo.load(name, weights=None)
-    x, y = real_batch(card, n=3)
-    model.train_on_batch(x, y)  # moves BatchNorm statistics and optimizer state off their init
+def test_keras_file_round_trip_gives_identical_outputs(name, fitted_on_one_batch, tmp_path):
+    # trained: BatchNorm statistics and the optimizer's state are off their initial values
+    model, (x, _), _ = fitted_on_one_batch(name)
     path = tmp_path / f"{name}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(loaded(x, training=False), model(x, training=False))
-    assert loaded.get_layer("head" if card["num_classes"] else "to_frame") is not None
+    assert loaded.get_layer("head" if zoo.info(name)["num_classes"] else "to_frame") is not None
 
 
 @pytest.mark.parametrize("name", ENTRIES)
