@@ -1,5 +1,6 @@
 """Shared fixtures of the test suite; shared helpers are in helpers.py."""
 
+import fcntl
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -46,22 +47,34 @@ QUICK_TRAIN = [
 
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory, tfds_dir):
-    """A finished `kerasrv train row_rnn.gru` run directory (1 epoch on 3,000 images)."""
+    """A finished `kerasrv train row_rnn.gru` run directory (1 epoch on 3,000 images).
+
+    The tests only read it, so under pytest-xdist the workers share one, trained by whichever
+    needs it first while the other waits on a lock (it takes half a minute).
+    """
     from helpers import run_cli
 
-    out = tmp_path_factory.mktemp("runs")
-    code, stdout, stderr = run_cli(
-        "train",
-        "row_rnn.gru",
-        "--epochs",
-        "1",
-        *QUICK_TRAIN,
-        "--out",
-        out,
-        env={"TFDS_DATA_DIR": tfds_dir},
-    )
-    assert code == 0, "\n".join(stderr)
-    return out / "row_rnn.gru"
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        out = tmp_path_factory.getbasetemp().parent / "finished_run"
+        out.mkdir(exist_ok=True)
+    else:
+        out = tmp_path_factory.mktemp("runs")
+    run = out / "row_rnn.gru"
+    with open(out.parent / f"{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (run / "card.json").exists():  # written last, when the run has finished
+            code, stdout, stderr = run_cli(
+                "train",
+                "row_rnn.gru",
+                "--epochs",
+                "1",
+                *QUICK_TRAIN,
+                "--out",
+                out,
+                env={"TFDS_DATA_DIR": tfds_dir},
+            )
+            assert code == 0, "\n".join(stderr)
+    return run
 
 
 # Under pytest-xdist (`--dist loadfile`) each test file is one unit of work, handed out in
