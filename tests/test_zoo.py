@@ -97,7 +97,7 @@ def test_forward_pass_gives_the_cards_output_shape(name):
 
 @pytest.fixture(scope="module")
 def fitted_on_one_batch():
-    """name -> (model, batch, losses): a fresh entry after 30 steps on one batch of 8 samples.
+    """name -> (model, batch, losses): a fresh entry after 30 steps on one batch of 4 samples.
 
     Made once per entry and shared by the two checks below, since tracing the training step
     of a convolutional entry costs 10-20 s.
@@ -107,7 +107,7 @@ def fitted_on_one_batch():
     def fit(name):
         if name not in made:
             model = zoo.load(name, weights=None)
-            x, y = real_batch(zoo.info(name), n=8)
+            x, y = real_batch(zoo.info(name), n=4)
             losses = [
                 float(model.train_on_batch(x, y, return_dict=True)["loss"]) for _ in range(30)
             ]
