@@ -10,6 +10,16 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 
+def _for_every_worker(tmp_path_factory, name):
+    """A session's folder `name`: under pytest-xdist one for all workers, in the run's common
+    temporary folder (what goes in it is guarded by a lock), else the worker's own."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        directory = tmp_path_factory.getbasetemp().parent / name
+        directory.mkdir(exist_ok=True)
+        return directory
+    return tmp_path_factory.mktemp(name)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def tfds_dir(tmp_path_factory):
     """A TFDS data directory for the session: kerasrv's builders prepare into it on first use.
@@ -19,12 +29,7 @@ def tfds_dir(tmp_path_factory):
     one, in the run's common temporary folder: kerasrv locks a dataset while preparing it, so each
     is built once per run, by whichever worker needs it first.
     """
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        directory = tmp_path_factory.getbasetemp().parent / "tensorflow_datasets"
-        directory.mkdir(exist_ok=True)
-        directory = str(directory)
-    else:
-        directory = str(tmp_path_factory.mktemp("tensorflow_datasets"))
+    directory = str(_for_every_worker(tmp_path_factory, "tensorflow_datasets"))
     os.environ["TFDS_DATA_DIR"] = directory
     return directory
 
@@ -54,11 +59,7 @@ def finished_run(tmp_path_factory, tfds_dir):
     """
     from helpers import run_cli
 
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        out = tmp_path_factory.getbasetemp().parent / "finished_run"
-        out.mkdir(exist_ok=True)
-    else:
-        out = tmp_path_factory.mktemp("runs")
+    out = _for_every_worker(tmp_path_factory, "finished_run")
     run = out / "row_rnn.gru"
     with open(out.parent / f"{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

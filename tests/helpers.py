@@ -120,11 +120,14 @@ ONE_PER_TASK = {
 }
 
 
+def in_the_default_run(name):
+    """Whether the default run makes the per-entry checks on `name` (`make test-slow`: on all)."""
+    return name in ONE_PER_TASK.values()
+
+
 def per_entry(names):
     """pytest parameters for a check made on each entry: those outside ONE_PER_TASK are slow."""
     return [
-        name
-        if name in ONE_PER_TASK.values()
-        else pytest.param(name, marks=pytest.mark.slow, id=name)
+        name if in_the_default_run(name) else pytest.param(name, marks=pytest.mark.slow, id=name)
         for name in names
     ]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import ONE_PER_TASK, per_entry, tree_digest
+from helpers import ONE_PER_TASK, in_the_default_run, per_entry, tree_digest
 from tensorflow.core.protobuf import saved_model_pb2
 
 from kerasrv import data, export, tasks, zoo
@@ -115,7 +115,7 @@ def per_file(names, variants):
     cases = []
     for name in names:
         for variant in variants:
-            slow = name not in ONE_PER_TASK.values() or variant in SLOW_REDUCED_FILES.get(name, ())
+            slow = not in_the_default_run(name) or variant in SLOW_REDUCED_FILES.get(name, ())
             marks = [pytest.mark.slow] if slow else []
             cases.append(pytest.param(name, variant, marks=marks, id=f"{name}-{variant}"))
     return cases
