@@ -38,9 +38,17 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.models.functional import Functional
 
 from kerasrv import artifacts, tasks
-from kerasrv.layers import FusedBidirectionalLSTM, FusedLSTM, UnrolledGRU
+from kerasrv.layers import (
+    FoldedDense,
+    FusedBidirectionalLSTM,
+    FusedLSTM,
+    SubPixelConv2DTranspose,
+    UnrolledConvLSTM2D,
+    UnrolledGRU,
+)
 
 # The two full-integer files, both with int8 weights, by activation width. `tflite_int8` (int8
 # activations) runs on TFLite's optimised integer kernels: 0.29–0.90× float32's batch-1 latency.
@@ -91,44 +99,77 @@ def unrolled(model, switches=("unroll",)):
 
 
 def converter_form(model, fuse_lstms=False):
-    """What the TFLite converter gets: `unrolled(model)`, with its GRUs as `UnrolledGRU`.
+    """What the TFLite converter gets: the same model, same weights, in forms it converts well.
 
-    Same weights, same outputs. `UnrolledGRU` is the form of Keras' GRU that full-integer
-    quantization keeps (see its docstring); a GRU it cannot stand for stays Keras' unrolled GRU.
-    With `fuse_lstms`, LSTMs (alone or in a Bidirectional) become `FusedLSTM`s, which the
-    converter fuses into `UNIDIRECTIONAL_SEQUENCE_LSTM` when the batch is static, and layers
-    with a `fused` switch (ReNet's LSTM sweeps) turn it on. (The converter has no such
-    interface for GRUs: they stay unrolled in every file.)
+    Every recurrent layer is unrolled (`unrolled`), and these layers, at any depth (inside
+    nested models and wrappers such as `FrameWise`), become forms with the same outputs:
+    - GRUs become `UnrolledGRU`, the form whose full-integer quantization keeps the state;
+    - ConvLSTM2D layers become `UnrolledConvLSTM2D`, Conv2DTranspose layers
+      `SubPixelConv2DTranspose`, and Dense layers on sequences or maps `FoldedDense`: forms
+      that read no shape at run time, so a file with a dynamic batch has static shapes once
+      its batch is set (see `kerasrv.layers.static_shapes`);
+    - with `fuse_lstms`, LSTMs (alone or in a Bidirectional) become `FusedLSTM`s, which the
+      converter fuses into `UNIDIRECTIONAL_SEQUENCE_LSTM` when the batch is static, and layers
+      with a `fused` switch (ReNet's LSTM sweeps) turn it on. (The converter has no such
+      interface for GRUs: they stay unrolled in every file.)
+    A layer whose configuration has no such form stays Keras' (unrolled) layer.
     """
     switches = ("unroll", "fused") if fuse_lstms else ("unroll",)
 
     def replacement(layer):
-        if isinstance(layer, keras.layers.GRU):
-            return UnrolledGRU.like(layer)
-        if fuse_lstms and isinstance(layer, keras.layers.LSTM):
-            return FusedLSTM.like(layer)
-        if fuse_lstms and isinstance(layer, keras.layers.Bidirectional):
-            return FusedBidirectionalLSTM.like(layer)
+        forms = [
+            (keras.layers.GRU, UnrolledGRU),
+            (keras.layers.ConvLSTM2D, UnrolledConvLSTM2D),
+            (keras.layers.Conv2DTranspose, SubPixelConv2DTranspose),
+            (keras.layers.Dense, FoldedDense),
+        ]
+        if fuse_lstms:
+            forms += [
+                (keras.layers.LSTM, FusedLSTM),
+                (keras.layers.Bidirectional, FusedBidirectionalLSTM),
+            ]
+        for keras_class, form in forms:
+            if isinstance(layer, keras_class):
+                return form.like(layer)  # None where the layer's configuration has no form
         return None
 
-    replaceable = (keras.layers.GRU,)
-    if fuse_lstms:
-        replaceable += (keras.layers.LSTM, keras.layers.Bidirectional)
-    if not any(isinstance(layer, replaceable) for layer in model.layers):
-        return unrolled(model, switches)
-    replaced = set()
+    return _rebuilt(model, replacement, switches)
+
+
+def _rebuilt(model, replacement, switches):
+    """A copy of a functional model whose layers are `replacement(layer)` where that is a layer.
+
+    Nested functional models and wrappers (other than Bidirectional, which `replacement` sees
+    whole) are rebuilt the same way, inside out; every other layer is rebuilt from its config
+    with `switches` on and given the original's weights.
+    """
+    if not isinstance(model, (Functional, keras.Sequential)):  # subclassed: its config
+        copy = type(model).from_config(_unrolled_config(model.get_config(), switches))
+        copy.set_weights(model.get_weights())
+        return copy
+    rebuilt_from_config = []
 
     def convert(layer):
         new = replacement(layer)  # carries the layer's weights
         if new is not None:
-            replaced.add(layer.name)
             return new
-        return layer.__class__.from_config(_unrolled_config(layer.get_config(), switches))
+        if isinstance(layer, keras.Model):
+            return _rebuilt(layer, replacement, switches)
+        if isinstance(layer, keras.layers.Wrapper) and not isinstance(
+            layer, keras.layers.Bidirectional
+        ):
+            inner = convert(layer.layer)
+            return type(layer)(
+                inner, name=layer.name, dtype=layer.dtype_policy, trainable=layer.trainable
+            )
+        new = layer.__class__.from_config(_unrolled_config(layer.get_config(), switches))
+        if isinstance(layer, keras.layers.Layer):  # not an op such as `x + 3.0`: no weights
+            rebuilt_from_config.append((layer, new))
+        return new
 
     copy = keras.models.clone_model(model, clone_function=convert)
-    for old, new in zip(model.layers, copy.layers):
-        if old.name not in replaced:
-            new.set_weights(old.get_weights())
+    for old, new in rebuilt_from_config:  # built now, by the clone's calls
+        new.set_weights(old.get_weights())
     return copy
 
 

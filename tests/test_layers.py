@@ -269,6 +269,71 @@ def test_unrolled_gru_stands_only_for_the_default_gru():
     assert layers.UnrolledGRU.like(keras.layers.GRU(4), (None, 3, 2)) is not None  # builds it
 
 
+def _random_weights(layer, seed):
+    """Non-zero weights and biases everywhere (a zero bias hides a first step done wrong)."""
+    rng = np.random.default_rng(seed)
+    layer.set_weights(
+        [rng.normal(scale=0.4, size=w.shape).astype("float32") for w in layer.weights]
+    )
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_unrolled_convlstm_matches_keras_convlstm(return_sequences):
+    convlstm = keras.layers.ConvLSTM2D(6, 3, padding="same", return_sequences=return_sequences)
+    x = np.random.default_rng(0).normal(size=(2, 5, 8, 7, 3)).astype("float32")
+    convlstm(x)
+    _random_weights(convlstm, 1)
+    form = layers.UnrolledConvLSTM2D.like(convlstm)
+    assert form(x).shape == convlstm(x).shape
+    np.testing.assert_allclose(form(x).numpy(), convlstm(x).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kernel, strides, size",
+    [
+        (3, 2, (5, 5)),
+        (4, 2, (6, 7)),
+        (2, 2, (4, 4)),
+        (5, 3, (4, 6)),
+        ((3, 5), 2, (5, 4)),
+        (3, 1, (4, 4)),
+    ],
+)
+def test_sub_pixel_form_matches_conv2d_transpose(kernel, strides, size):
+    deconv = keras.layers.Conv2DTranspose(
+        4, kernel, strides=strides, padding="same", activation="relu"
+    )
+    x = np.random.default_rng(0).normal(size=(2, *size, 3)).astype("float32")
+    deconv(x)
+    _random_weights(deconv, 1)
+    form = layers.SubPixelConv2DTranspose.like(deconv)
+    assert form(x).shape == deconv(x).shape
+    np.testing.assert_allclose(form(x).numpy(), deconv(x).numpy(), atol=1e-5)
+
+
+def test_folded_dense_matches_dense_on_a_map():
+    inputs = keras.Input((4, 5, 6, 3))
+    dense = keras.layers.Dense(7, activation="relu")
+    keras.Model(inputs, dense(inputs))
+    _random_weights(dense, 1)
+    x = np.random.default_rng(0).normal(size=(2, 4, 5, 6, 3)).astype("float32")
+    np.testing.assert_allclose(
+        layers.FoldedDense.like(dense)(x).numpy(), dense(x).numpy(), atol=1e-6
+    )
+
+
+def test_static_shape_forms_stand_only_for_what_they_compute():
+    backwards = keras.layers.ConvLSTM2D(4, 3, go_backwards=True)
+    backwards.build((None, 3, 8, 8, 2))
+    assert layers.UnrolledConvLSTM2D.like(backwards) is None
+    valid = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="valid")
+    assert layers.SubPixelConv2DTranspose.like(valid, (None, 5, 5, 2)) is None
+    padded = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same", output_padding=1)
+    assert layers.SubPixelConv2DTranspose.like(padded, (None, 5, 5, 2)) is None
+    assert layers.FoldedDense.like(keras.layers.Dense(3), (None, 5)) is None  # static already
+    assert layers.FoldedDense.like(keras.layers.Dense(3), (None, None, 5)) is None
+
+
 @pytest.mark.parametrize("shape", [(16, 7, 7, 8), (4, 3, 5, 5, 8)])  # fused, and Keras' path
 def test_fused_batch_normalization_trains_as_keras_batch_normalization(shape):
     rng = np.random.default_rng(0)
@@ -362,6 +427,29 @@ LAYER_CASES = {
         (2, 5, 3),
         (2, 4),
     ),
+    "UnrolledConvLSTM2D": (
+        layers.UnrolledConvLSTM2D,
+        lambda: {"filters": 4, "kernel_size": (3, 3), "return_sequences": True},
+        (2, 3, 6, 6, 2),
+        (2, 3, 6, 6, 4),
+    ),
+    "SubPixelConv2DTranspose": (
+        layers.SubPixelConv2DTranspose,
+        lambda: {
+            "filters": 3,
+            "kernel_size": (2, 2),
+            "strides": (2, 2),
+            "paddings": ((1, 0), (1, 0)),
+        },
+        (2, 4, 5, 2),
+        (2, 8, 10, 3),
+    ),
+    "FoldedDense": (
+        layers.FoldedDense,
+        lambda: {"units": 3},
+        (2, 4, 5, 2),
+        (2, 4, 5, 3),
+    ),
 }
 
 
@@ -404,6 +492,15 @@ class KerasLayerHarness(keras.src.testing.TestCase):
 
     def test_fused_batch_normalization(self):
         self._run("BatchNormalization")
+
+    def test_unrolled_convlstm(self):
+        self._run("UnrolledConvLSTM2D")
+
+    def test_sub_pixel_conv2d_transpose(self):
+        self._run("SubPixelConv2DTranspose")
+
+    def test_folded_dense(self):
+        self._run("FoldedDense")
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

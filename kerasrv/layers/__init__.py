@@ -19,11 +19,13 @@ from kerasrv.layers.recurrent import (
     CELLS,
     FusedBidirectionalLSTM,
     FusedLSTM,
+    UnrolledConvLSTM2D,
     UnrolledGRU,
     recurrent,
 )
 from kerasrv.layers.renet import ReNet
 from kerasrv.layers.sequence import FrameWise, ImageToSequence
+from kerasrv.layers.static_shapes import FoldedDense, SubPixelConv2DTranspose
 
 __all__ = [
     "CELLS",
@@ -32,6 +34,7 @@ __all__ = [
     "ForecastModel",
     "ScheduledSampling",
     "SpatioTemporalLSTMCell",
+    "FoldedDense",
     "FrameWise",
     "BatchNormalization",
     "FusedBidirectionalLSTM",
@@ -39,6 +42,8 @@ __all__ = [
     "ImageToSequence",
     "PeepholeLSTMCell",
     "ReNet",
+    "SubPixelConv2DTranspose",
+    "UnrolledConvLSTM2D",
     "UnrolledGRU",
     "conv_block",
     "recurrent",

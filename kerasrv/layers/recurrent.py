@@ -422,3 +422,120 @@ class FusedBidirectionalLSTM(keras.layers.Layer):
             "return_sequences": self.return_sequences,
             "merge_mode": self.merge_mode,
         }
+
+
+@keras.saving.register_keras_serializable(package="kerasrv")
+class UnrolledConvLSTM2D(keras.layers.Layer):
+    """Keras' ConvLSTM2D written out step by step, for converters: no runtime-shaped state.
+
+    Same weights, same outputs as `keras.layers.ConvLSTM2D(..., unroll=True)` (within float32
+    rounding). Keras builds the zero initial state with the batch size read at run time, which
+    in a TFLite file with a dynamic batch is a SHAPE → FILL chain: a tensor whose size is known
+    only when the file runs, so the interpreter re-plans the graph after it on every call with
+    a new batch, and the XNNPACK delegate cannot take it. Here the first step, whose state is
+    zero, skips the recurrent convolution (and the forget gate, which multiplies a zero cell),
+    so no state is made; and the input convolution of every frame is one convolution over the
+    frames folded into the batch, where Keras' cell makes four per step (one per gate).
+
+    Only the default cell has this form: tanh/sigmoid, a bias, stride and dilation 1, channels
+    last, forward, no returned state.
+
+    Args:
+        filters: channels of the hidden state.
+        kernel_size: (height, width) of both convolutions.
+        padding: the input convolution's padding ("same" or "valid"); the recurrent one's is
+            always "same", as in Keras.
+        return_sequences: return every step's state, not only the last.
+    """
+
+    def __init__(self, filters, kernel_size, padding="same", return_sequences=False, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = tuple(kernel_size)
+        self.padding = padding
+        self.return_sequences = return_sequences
+
+    @classmethod
+    def like(cls, convlstm):
+        """An UnrolledConvLSTM2D holding a built `keras.layers.ConvLSTM2D`'s weights, or None."""
+        cell = getattr(convlstm, "cell", None)
+        default = (
+            isinstance(convlstm, keras.layers.ConvLSTM2D)
+            and convlstm.built
+            and cell.use_bias
+            and cell.activation is keras.activations.tanh
+            and cell.recurrent_activation is keras.activations.sigmoid
+            and tuple(cell.strides) == (1, 1)
+            and tuple(cell.dilation_rate) == (1, 1)
+            and cell.data_format == "channels_last"
+            and not (convlstm.go_backwards or convlstm.return_state or convlstm.stateful)
+        )
+        if not default:
+            return None
+        layer = cls(
+            cell.filters,
+            cell.kernel_size,
+            padding=cell.padding,
+            return_sequences=convlstm.return_sequences,
+            name=convlstm.name,
+            dtype=convlstm.dtype_policy,
+        )
+        layer.build((None, None, None, None, cell.kernel.shape[2]))
+        layer.set_weights(convlstm.get_weights())
+        return layer
+
+    def build(self, input_shape):
+        # Named and shaped as ConvLSTMCell's weights, so `set_weights(layer.get_weights())` fits.
+        gates = 4 * self.filters
+        self.kernel = self.add_weight(
+            name="kernel", shape=(*self.kernel_size, input_shape[-1], gates)
+        )
+        self.recurrent_kernel = self.add_weight(
+            name="recurrent_kernel", shape=(*self.kernel_size, self.filters, gates)
+        )
+        self.bias = self.add_weight(name="bias", shape=(gates,), initializer="zeros")
+
+    def call(self, frames, mask=None, training=None):
+        if mask is not None:
+            raise ValueError("UnrolledConvLSTM2D does not take a mask")
+        ops = keras.ops
+        steps = frames.shape[1]
+        # Every frame's input product at once: time folded into the batch (static reshapes).
+        folded = ops.reshape(frames, (-1, *frames.shape[2:]))
+        projected = ops.conv(folded, self.kernel, padding=self.padding) + self.bias
+        projected = ops.reshape(projected, (-1, steps, *projected.shape[1:]))
+        state = carry = None
+        states = []
+        for step in range(steps):
+            x_i, x_f, x_c, x_o = ops.split(projected[:, step], 4, axis=-1)
+            if state is None:  # the zero initial state: its products and f · c are zero
+                carry = ops.sigmoid(x_i) * ops.tanh(x_c)
+                gate_o = ops.sigmoid(x_o)
+            else:
+                recurrent = ops.conv(state, self.recurrent_kernel, padding="same")
+                h_i, h_f, h_c, h_o = ops.split(recurrent, 4, axis=-1)
+                carry = ops.sigmoid(x_f + h_f) * carry + ops.sigmoid(x_i + h_i) * ops.tanh(
+                    x_c + h_c
+                )
+                gate_o = ops.sigmoid(x_o + h_o)
+            state = gate_o * ops.tanh(carry)
+            states.append(state)
+        return ops.stack(states, axis=1) if self.return_sequences else state
+
+    def compute_output_shape(self, input_shape):
+        batch, steps, height, width, _ = input_shape
+        if self.padding == "valid":
+            height = None if height is None else height - self.kernel_size[0] + 1
+            width = None if width is None else width - self.kernel_size[1] + 1
+        frame = (height, width, self.filters)
+        return (batch, steps, *frame) if self.return_sequences else (batch, *frame)
+
+    def get_config(self):
+        config = super().get_config()
+        return {
+            **config,
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "padding": self.padding,
+            "return_sequences": self.return_sequences,
+        }
