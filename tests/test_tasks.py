@@ -7,6 +7,12 @@ from helpers import real_batch
 
 from kerasrv import tasks, zoo
 
+# Two float32 computations of one SSIM differ by their rounding: the variances are E[x²] − μ²,
+# a difference of near numbers, and the sums run in an order the CPU's kernels choose (1.01e-6
+# on one machine's AVX-512 kernels, under 1e-6 on another's). A different formula (window σ 1.6
+# instead of 1.5, below) moves the values by more than 1e-3.
+ROUNDING = 1e-5
+
 
 def test_ssim_gives_tf_image_ssim_values_on_real_clips():
     # a clip against the next frames (a "copy the last frame" guess), as next-frame scoring does
@@ -15,7 +21,14 @@ def test_ssim_gives_tf_image_ssim_values_on_real_clips():
     expected = tf.image.ssim(tf.constant(following), tf.constant(frames), max_val=1.0).numpy()
     assert got.shape == expected.shape == (4, 9)
     assert 0.2 < expected.mean() < 0.95  # moving digits: related frames, not identical ones
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=ROUNDING)
+
+
+def test_the_ssim_comparison_tells_another_window_apart(monkeypatch):
+    frames, following = real_batch(zoo.info("convlstm_predict.moving"), n=4)
+    expected = tf.image.ssim(tf.constant(following), tf.constant(frames), max_val=1.0).numpy()
+    monkeypatch.setattr(tasks, "SSIM_SIGMA", 1.6)
+    assert np.abs(tasks.ssim(following, frames) - expected).max() > 100 * ROUNDING
 
 
 def test_ssim_of_colour_images_averages_the_channels_as_tf_image_ssim():
@@ -25,7 +38,7 @@ def test_ssim_of_colour_images_averages_the_channels_as_tf_image_ssim():
     noisy = noisy.astype(np.float32)
     got = tasks.ssim(colour, noisy)
     expected = tf.image.ssim(tf.constant(colour), tf.constant(noisy), max_val=1.0).numpy()
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=ROUNDING)
     assert tasks.ssim(colour, colour) == pytest.approx(np.ones((3, 7)), abs=1e-6)
 
 
