@@ -105,7 +105,8 @@ def test_a_file_that_cannot_be_used_is_named_in_one_line(kind, damage, message, 
     assert not (tmp_path / "runs").exists()  # nothing written
 
 
-# --- the whole path, from a subprocess as a user runs it ------------------------------------------
+# --- the whole path: training in a subprocess as a user runs it, the later steps through the same
+# CLI in this process (each subprocess costs seconds of TensorFlow start-up) ---------------------
 
 
 @pytest.mark.parametrize(
@@ -130,13 +131,15 @@ def test_train_evaluate_export_and_predict_on_a_users_folder(
     if kind != "masks":
         assert card["class_names"] == sorted(p.name for p in folder.iterdir() if p.is_dir())
 
-    code, stdout, stderr = run_cli("evaluate", run, "--out", "")
+    code, stdout, stderr = call_cli("evaluate", run, "--out", "")
     assert code == 0, stderr
     assert f"{task_metric}  " in stdout
 
     # reseg's TFLite conversion (its unrolled sweeps) takes long; tests/test_export covers it
     formats = "saved_model" if kind == "masks" else "saved_model,tflite"
-    code, stdout, stderr = run_cli("export", run, "--format", formats, "--out", tmp_path / "export")
+    code, stdout, stderr = call_cli(
+        "export", run, "--format", formats, "--out", tmp_path / "export"
+    )
     assert code == 0, stderr
     assert stdout.count("passes") == len(formats.split(",")), stdout
     exported = json.loads((tmp_path / "export" / card["name"] / "1" / "card.json").read_text())
@@ -145,7 +148,7 @@ def test_train_evaluate_export_and_predict_on_a_users_folder(
     sample = sorted(folder.rglob("*.mp4" if kind == "videos" else "*.png"))[0]
     if kind == "masks":
         sample = folder / "images" / "0000.png"
-    code, stdout, stderr = run_cli("predict", run, sample, "--out", tmp_path / "masks")
+    code, stdout, stderr = call_cli("predict", run, sample, "--out", tmp_path / "masks")
     assert code == 0, stderr
     if kind == "masks":
         mask = cv2.imread(str(tmp_path / "masks" / "0000.mask.png"), cv2.IMREAD_UNCHANGED)
