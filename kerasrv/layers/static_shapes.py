@@ -38,8 +38,9 @@ class SubPixelConv2DTranspose(keras.layers.Layer):
     Super-Resolution Using an Efficient Sub-Pixel Convolutional Neural Network"): a stride-s
     transposed convolution is s² ordinary convolutions, one per output phase, over the same
     small input neighbourhood. They run as one convolution with s²·filters outputs on the
-    padded input, and `depth_to_space` interleaves the phases. Same outputs as the transposed
-    convolution (within float32 rounding), with only static shapes (see the module docstring).
+    padded input, and a depth-to-space shuffle interleaves the phases. Same outputs as the
+    transposed convolution (within float32 rounding), with only static shapes (see the module
+    docstring).
 
     Args:
         filters: output channels.
@@ -139,10 +140,19 @@ class SubPixelConv2DTranspose(keras.layers.Layer):
         x = ops.pad(x, ((0, 0), *self.paddings, (0, 0)))
         x = ops.conv(x, self.kernel, padding="valid")
         if self.strides[0] > 1:
-            x = ops.depth_to_space(x, self.strides[0])
+            x = self._depth_to_space(x, self.strides[0])
         if self.bias is not None:
             x = x + self.bias
         return self.activation(x)
+
+    def _depth_to_space(self, x, block):
+        # `depth_to_space` as reshapes around one 5-D transpose: TFLite's 16x8 quantization has
+        # no DEPTH_TO_SPACE kernel. Channel (by·block + bx)·filters + f goes to pixel
+        # (y·block + by, x·block + bx); y rides with the batch, where it stays in order.
+        _, height, width, _ = x.shape
+        x = ops.reshape(x, (-1, width, block, block, self.filters))  # (b·y, x, by, bx, f)
+        x = ops.transpose(x, (0, 2, 1, 3, 4))  # (b·y, by, x, bx, f)
+        return ops.reshape(x, (-1, height * block, width * block, self.filters))
 
     def compute_output_shape(self, input_shape):
         batch, height, width, _ = input_shape
