@@ -65,7 +65,8 @@ NOT_REACHED = {
     "(attempt: random erasing added, 0.9394)",
     "row_rnn.lstm": "30 epochs on 2 CPU cores reached 0.9018 (attempts: lr 3e-3 0.9015, dropout "
     "between the LSTMs 0.9005, augmentation 0.8963)",
-    "convlstm_seg.moving": "6 epochs and a 6-epoch warm restart on 2 CPU cores: 0.677 mean IoU",
+    "convlstm_seg.moving": "6 epochs and a 6-epoch warm restart on 2 CPU cores: 0.677 mean IoU "
+    "(attempt: 8 more epochs at lr 5e-4, 0.685, its int8 file under the 0.95 IoU bar: 0.944)",
 }
 
 
