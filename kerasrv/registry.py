@@ -39,8 +39,9 @@ class Entry:
         target: the dataset feature it predicts ("label", "motion", "masks", "frames").
         class_names: names of the output classes, or None for next-frame prediction.
         description: one line for `kerasrv list`.
-        recipe: `kerasrv train` defaults: epochs, batch_size, and augment (True: random flips
-            and shifts of the training images; "erasing": random erasing too).
+        recipe: `kerasrv train` defaults: epochs, batch_size, augment (True: random flips
+            and shifts of the training images; "erasing": random erasing too), and optionally
+            label_smoothing and weight_decay (AdamW's decoupled decay; see `Task.compile`).
     """
 
     name: str
@@ -62,6 +63,8 @@ class Entry:
         return self.name.partition(".")[2]
 
 
+# What a recipe may set (`Entry.recipe`); epochs and batch_size are required.
+RECIPE_KEYS = ("epochs", "batch_size", "augment", "label_smoothing", "weight_decay")
 _ARCHITECTURES = {}
 _ENTRIES = {}
 _DEFAULT_TAG = {}
@@ -87,7 +90,7 @@ def register(
 ):
     """Declares a zoo entry `name` ("architecture.tag") built with the builder arguments `args`.
 
-    `recipe` holds the training defaults (`epochs`, `batch_size`, `augment`) of `kerasrv train`.
+    `recipe` holds the training defaults of `kerasrv train` (see `Entry.recipe`).
     """
     arch, _, tag = name.partition(".")
     if arch not in _ARCHITECTURES:
@@ -96,6 +99,9 @@ def register(
         raise ValueError(f"entry {name!r}: names are 'architecture.tag'")
     if name in _ENTRIES:
         raise ValueError(f"entry {name!r} is registered twice")
+    unknown = sorted(set(recipe) - set(RECIPE_KEYS))
+    if unknown:  # a misspelt key would otherwise train with the default, silently
+        raise ValueError(f"entry {name!r}: unknown recipe keys {unknown}; known: {RECIPE_KEYS}")
     _ENTRIES[name] = Entry(
         name=name,
         builder=_ARCHITECTURES[arch],

@@ -421,6 +421,8 @@ class Run:
     batch_size: int
     learning_rate: float
     augment: bool | str
+    label_smoothing: float
+    weight_decay: float
     start_from: str | None
     train_ds: object
     val_ds: object
@@ -542,6 +544,8 @@ def prepare(
         batch_size=batch_size,
         learning_rate=settings.learning_rate or tasks.get(card.task).learning_rate,
         augment=augment,
+        label_smoothing=recipe.get("label_smoothing", 0.0),
+        weight_decay=recipe.get("weight_decay", 0.0),
         start_from=weights,
         train_ds=batches(train_split, training=True),
         val_ds=batches(validation_split, training=False),
@@ -684,7 +688,12 @@ def fit_run(run):
         schedule = keras.optimizers.schedules.CosineDecay(
             run.learning_rate, run.epochs * steps, alpha=0.01
         )
-        task.compile(model, learning_rate=schedule)
+        task.compile(
+            model,
+            learning_rate=schedule,
+            weight_decay=run.weight_decay,
+            label_smoothing=run.label_smoothing,
+        )
         if settings.jit_compile:
             model.jit_compile = True
     verbose = settings.verbose
@@ -745,6 +754,8 @@ def write_artifacts(run, model, dist, wall_time, resumed_at=0):
             **_epochs_run(run.checkpoints / "log.csv", monitor, mode),
             "batch_size": run.batch_size,
             "augment": run.augment,
+            "label_smoothing": run.label_smoothing,
+            "weight_decay": run.weight_decay,
             "learning_rate": run.learning_rate,
             "started_from": _started_from(run),
             "precision": run.settings.precision,
@@ -886,6 +897,9 @@ def record_attempt(card, run_directory):
         # the command alone does not say what the recipe and builder were at the time
         "builder_args": card.builder_args,
         "augment": card.training["augment"],
+        **{
+            k: card.training[k] for k in ("label_smoothing", "weight_decay") if card.training.get(k)
+        },
         "best_epoch": card.training["best_epoch"],
         "wall_time_s": card.training["wall_time_s"],
         "hardware": card.training["hardware"],

@@ -48,3 +48,34 @@ def test_ssim_of_colour_images_averages_the_channels_as_tf_image_ssim():
 def test_ssim_refuses_mismatched_or_too_small_images(a, b):
     with pytest.raises(ValueError, match=r"ssim takes two batches .* got \("):
         tasks.ssim(np.zeros(a, np.float32), np.zeros(b, np.float32))
+
+
+def test_label_smoothing_moves_the_target_mass_from_the_true_class_to_all():
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
+    labels = np.array([0, 2])
+    smoothed = float(tasks.get("classification").loss(0.3)(labels, probabilities))
+    # the targets ε/K everywhere and 1 − ε + ε/K on the true class, ε = 0.3, K = 3
+    targets = np.full((2, 3), 0.1) + 0.7 * np.eye(3)[labels]
+    assert smoothed == pytest.approx(-np.mean(np.sum(targets * np.log(probabilities), -1)), 1e-6)
+    plain = float(tasks.get("classification").loss()(labels, probabilities))
+    assert plain == pytest.approx(-np.mean(np.log([0.7, 0.8])), 1e-6)
+    assert smoothed > plain + 0.1
+
+
+def test_a_masks_label_smoothing_runs_per_pixel():
+    probabilities = np.full((1, 2, 2, 4), 0.25, np.float32)
+    loss = tasks.get("segmentation").loss(0.1)(np.zeros((1, 2, 2), np.int32), probabilities)
+    assert float(loss) == pytest.approx(np.log(4), 1e-6)  # uniform answers: log K whatever ε
+
+
+def test_weight_decay_compiles_adamw_and_frames_refuse_label_smoothing():
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    tasks.get("classification").compile(model, weight_decay=0.05, label_smoothing=0.1)
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+    assert model.optimizer.weight_decay == 0.05
+    tasks.get("classification").compile(model)
+    assert type(model.optimizer) is keras.optimizers.Adam
+    with pytest.raises(ValueError, match="label smoothing applies to class targets"):
+        tasks.get("next_frame").compile(model, label_smoothing=0.1)

@@ -331,3 +331,19 @@ def test_row_rnn_drops_out_between_its_layers_only_when_asked():
     plain, dropping = row_rnn(), row_rnn(dropout_between=0.3)
     dropping.set_weights(plain.get_weights())  # the same weights: dropout has none
     np.testing.assert_allclose(dropping(x), plain(x), atol=1e-6)  # inference: no dropout
+
+
+def test_a_misspelt_recipe_key_is_refused_at_registration():
+    from kerasrv import registry
+
+    with pytest.raises(ValueError, match=r"unknown recipe keys \['label_smothing'\]"):
+        registry.register(
+            "row_rnn.misspelt",
+            task="classification",
+            dataset="fashion_mnist_local",
+            target="label",
+            class_names=None,
+            description="",
+            recipe={"epochs": 1, "batch_size": 8, "label_smothing": 0.1},
+        )
+    assert "row_rnn.misspelt" not in zoo.list_models()
