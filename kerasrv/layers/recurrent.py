@@ -167,11 +167,15 @@ class UnrolledGRU(keras.layers.Layer):
         _, _, candidate_recurrent_bias = ops.split(recurrent_bias, 3)
         # Update and reset gates add both biases outside the reset product: fold them together.
         z_r_bias = input_bias[: 2 * self.units] + recurrent_bias[: 2 * self.units]
-        projected = ops.matmul(sequence, self.kernel) + ops.concatenate(
+        # One matmul over every step, on the sequence folded to 2-D by its static sizes: a 3-D
+        # matmul is a Tensordot that reads the batch at run time (SHAPE → GATHER → REDUCE_PROD).
+        steps, features = sequence.shape[1], sequence.shape[2]
+        projected = ops.matmul(ops.reshape(sequence, (-1, features)), self.kernel)
+        projected = ops.reshape(projected, (-1, steps, 3 * self.units)) + ops.concatenate(
             [z_r_bias, input_bias[2 * self.units :]]
         )
         state, states = None, []
-        for step in range(sequence.shape[1]):
+        for step in range(steps):
             x_z, x_r, x_h = ops.split(projected[:, step], 3, axis=-1)
             if state is None:  # the zero initial state: its products are zero
                 z, r = ops.sigmoid(x_z), ops.sigmoid(x_r)
