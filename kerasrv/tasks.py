@@ -205,7 +205,7 @@ class Task:
             optimizer = keras.optimizers.Adam(learning_rate)
         if label_smoothing and not self.targets_are_classes:
             raise ValueError(f"label smoothing applies to class targets, not to {self.name}")
-        loss = self.loss(label_smoothing) if label_smoothing else self.loss()
+        loss = self.loss(label_smoothing)
         model.compile(optimizer=optimizer, loss=loss, metrics=self.keras_metrics(model))
         return model
 
@@ -262,11 +262,7 @@ class Classification(Task):
         return x, y
 
     def loss(self, label_smoothing=0.0):
-        import keras
-
-        if label_smoothing:
-            return _smoothed_sparse_crossentropy(label_smoothing)
-        return keras.losses.SparseCategoricalCrossentropy()
+        return _class_crossentropy(label_smoothing)
 
     def keras_metrics(self, model):
         import keras
@@ -316,11 +312,7 @@ class Segmentation(Task):
     min_agreement = 0.95
 
     def loss(self, label_smoothing=0.0):
-        import keras
-
-        if label_smoothing:  # per pixel: the class axis is the last one, as for images
-            return _smoothed_sparse_crossentropy(label_smoothing)
-        return keras.losses.SparseCategoricalCrossentropy()
+        return _class_crossentropy(label_smoothing)
 
     def keras_metrics(self, model):
         import keras
@@ -390,7 +382,8 @@ class NextFrame(_PredictsFrames):
         frames = tf.cast(x, tf.float32) / 255.0
         return frames[:, :-1], frames[:, 1:]
 
-    def loss(self):
+    def loss(self, label_smoothing=0.0):
+        del label_smoothing  # frames are not classes (`compile` refuses it)
         import keras
 
         return keras.losses.BinaryCrossentropy()
@@ -408,6 +401,16 @@ class NextFrame(_PredictsFrames):
 
         title = pictures.evaluation_title(card, result)
         return [pictures.next_frames(shown, out_dir / "predictions.png", title)]
+
+
+def _class_crossentropy(label_smoothing=0.0):
+    """Cross-entropy against integer class targets, per image or per pixel (the class axis is
+    the last one either way), smoothed when `label_smoothing` > 0."""
+    import keras
+
+    if label_smoothing:
+        return _smoothed_sparse_crossentropy(label_smoothing)
+    return keras.losses.SparseCategoricalCrossentropy()
 
 
 def _smoothed_sparse_crossentropy(label_smoothing):
@@ -535,7 +538,8 @@ class VideoPrediction(_PredictsFrames):
         half = frames.shape[1] // 2
         return frames[:, :half], frames[:, half:]
 
-    def loss(self):
+    def loss(self, label_smoothing=0.0):
+        del label_smoothing  # frames are not classes (`compile` refuses it)
         import keras
 
         return keras.losses.MeanSquaredError()
