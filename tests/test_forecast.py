@@ -213,6 +213,24 @@ def test_a_forecaster_learns_saves_and_exports_with_its_loop_inside(builder, tmp
     assert "WHILE" not in ops and not [op for op in ops if op.startswith("Flex")]
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_a_forecaster_trains_under_a_mixed_policy_with_teacher_forcing(policy):
+    """The teacher-forcing probability stays float32 under a mixed policy (a bfloat16 read of
+    it could not be compared with the float32 draws), and the frames come out float32."""
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = convlstm_forecast((3, 8, 8, 1), output_frames=2, filters=(4,), kernel_size=3)
+        tasks.get("video_prediction").compile(model)
+        (forecaster,) = [layer for layer in model.layers if isinstance(layer, Forecaster)]
+        forecaster.teacher_forcing.assign(0.5)
+        clips = np.random.default_rng(0).uniform(size=(4, 5, 8, 8, 1)).astype("float32")
+        logs = model.train_on_batch(clips[:, :3], clips[:, 3:], return_dict=True)
+        assert np.isfinite(logs["loss"])
+        assert keras.backend.standardize_dtype(model(clips[:, :3]).dtype) == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def test_kerasrv_train_samples_the_true_future_in_the_first_half_only(tmp_path, monkeypatch):
     """A video-prediction run gets the task's ScheduledSampling: the true future frames stand in
     with a probability that reaches 0 halfway through, so the second half trains the rollout."""

@@ -196,8 +196,9 @@ class Forecaster(keras.layers.Layer):
             p * p * channels, 1, name="to_frame", dtype=self.dtype_policy
         )
         self.to_frame.build((*grid, self.filters[-1]))
+        # A probability compared with float32 draws: never cast to a mixed policy's bfloat16
         self.teacher_forcing = self.add_weight(
-            shape=(), initializer="zeros", trainable=False, name="teacher_forcing"
+            shape=(), initializer="zeros", trainable=False, name="teacher_forcing", autocast=False
         )
 
     def compute_output_shape(self, input_shape):
