@@ -7,6 +7,9 @@
     next_frame                             binary cross-entropy, MSE and SSIM, each beside the
                                            copy-the-last-frame baseline (and predicted frames
                                            beside the true ones)
+    video_prediction                       OpenSTL's MSE, MAE (summed over a frame's pixels),
+                                           SSIM and PSNR, each beside the copy-the-last-frame
+                                           baseline (and the rollouts beside the true frames)
 
 Example:
     >>> from kerasrv import evaluation, zoo

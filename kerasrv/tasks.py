@@ -130,6 +130,7 @@ class Task:
         video: inputs are clips (batch, time, height, width, channels).
         per_pixel: targets are per pixel (masks, frames), so they move with the image.
         targets_are_classes: targets are class indices (a loss that takes label smoothing).
+        predicts_frames: outputs are frames in [0, 1] (no classes, no `num_classes`).
         learning_rate: Adam's default peak learning rate.
         monitor: (validation metric, "max" or "min") that picks the best epoch.
         quick_shape: a small input shape for smoke benchmarks (None: the entry's own).
@@ -143,6 +144,7 @@ class Task:
     parity_measure = ""
     per_pixel = False
     targets_are_classes = False
+    predicts_frames = False
 
     def __init__(
         self,
@@ -351,6 +353,7 @@ class _PredictsFrames(Task):
     parity_measure = "MSE to the true frames / Keras' MSE"
     max_mse_ratio = 1.1
     per_pixel = True
+    predicts_frames = True
 
     @property
     def truncates_frames(self):

@@ -248,7 +248,9 @@ def adapt_channels(value, shape, old, new):
     innermost factor of its input axis (axis -2 of a kernel): `n` positions × `old` channels
     (a stem convolution, n = 1; a row RNN, n = width; ReNet patches, n = patch area), or other
     features followed by the image (a head that sees the raw frame beside the decoder's
-    features). A layer that predicts frames has the channels on its output axis instead.
+    features). A layer that predicts frames has them on its output axis instead, `n`
+    positions × `old` channels too (n = 1 for a per-pixel head, the patch area for a
+    forecaster that predicts p×p patches).
     New input channels share the trained weights divided by their number, so a grey image in
     every channel gives the features it gave before (timm's `adapt_input_conv`); one channel
     sums them. New output channels repeat the trained ones; one output channel averages them.
@@ -267,7 +269,7 @@ def adapt_channels(value, shape, old, new):
         return None
     for axis in [i for i in range(out.ndim) if out.shape[i] != shape[i]]:
         size, wanted = out.shape[axis], shape[axis]
-        if axis == out.ndim - 1 and out.ndim <= 2 and (size, wanted) == (old, new):
+        if axis == out.ndim - 1 and size % old == 0 and wanted == size // old * new:
             out = _channels(out, axis, old, new, rescale=False)
         elif axis == out.ndim - 2 and size % old == 0 and wanted == size // old * new:
             out = _channels(out, axis, old, new, rescale=True)

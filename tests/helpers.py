@@ -23,6 +23,14 @@ def real_batch(card, n=16, seed=0):
         scenes = [synthesis.scene(rng, images, labels, canvas=shape[0]) for _ in range(n)]
         x = np.stack([s["image"] for s in scenes]).astype("float32") / 255.0
         return x, np.stack([s["mask"] for s in scenes]).astype("int32")
+    if task == "video_prediction":  # OpenSTL's clips: the given frames, then those to predict
+        frames = shape[0] + card["output_shape"][0]
+        clips = [
+            synthesis.srivastava_sequence(rng, images, labels, canvas=shape[1], frames=frames)
+            for _ in range(n)
+        ]
+        x = np.stack([c["frames"] for c in clips]).astype("float32") / 255.0
+        return x[:, : shape[0]], x[:, shape[0] :]
     frames = shape[0] + 1 if task == "next_frame" else shape[0]
     item = 28 if shape[1] >= 48 else 14
     clips = [
@@ -117,6 +125,7 @@ ONE_PER_TASK = {
     "segmentation": "reseg.scenes",
     "video_segmentation": "convlstm_seg.moving",
     "next_frame": "convlstm_predict.moving",
+    "video_prediction": "convlstm_forecast.mfmnist",
 }
 
 

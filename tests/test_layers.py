@@ -160,8 +160,9 @@ def test_recurrent_layers_meet_the_cudnn_conditions(name):
         for layer in model._flatten_layers(include_self=False, recursive=True)
         if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU))
     ]
-    # ConvLSTM2D has no cuDNN kernel, and the peephole cell is documented as not one.
-    assert found or name.startswith("convlstm") or "peephole" in name
+    # ConvLSTM2D and the forecasters' convolutional cells have no cuDNN kernel, and the
+    # peephole cell is documented as not one.
+    assert found or name.startswith(("convlstm", "predrnn")) or "peephole" in name
     for rnn in found:
         cell = rnn.cell
         assert cell.activation is keras.activations.tanh, rnn.name

@@ -44,8 +44,26 @@ def graph_flops(model, batch_shape):
             loss = tf.reduce_mean(model(x, training=True))
         return loss, tape.gradient(loss, model.trainable_variables)
 
+    return _dense_flops(step.get_concrete_function(x).graph) / batch_shape[0]
+
+
+def forward_macs(model, input_shape):
+    """Multiply-accumulates of one forward pass on one sample, counted from the traced graph.
+
+    The dense work only, as `graph_flops` counts it, halved: one multiply-accumulate per two
+    FLOPs. This is what fvcore's `FlopCountAnalysis` calls FLOPs, so it is the unit of the
+    FLOPs column in OpenSTL's benchmark tables (their ConvLSTM-S's 56.8 G is 56.8 G MACs).
+    """
+    model = unrolled(model)
+    x = tf.zeros((1, *input_shape))
+    forward = tf.function(lambda x: model(x, training=False))
+    return _dense_flops(forward.get_concrete_function(x).graph) // 2
+
+
+def _dense_flops(graph):
+    """FLOPs of a graph's matmuls and convolutions (and convolution gradients), live ops only."""
     total = 0
-    for op in _live_ops(step.get_concrete_function(x).graph):
+    for op in _live_ops(graph):
         kind = op.type
         if kind in ("MatMul", "BatchMatMulV2", "BatchMatMulV3"):
             a, b = (op.inputs[0].shape, op.inputs[1].shape)
@@ -65,7 +83,7 @@ def graph_flops(model, batch_shape):
             else:
                 out, kernel = op.inputs[2].shape, op.outputs[0].shape
             total += 2 * int(np.prod(out[:-1])) * int(np.prod(kernel))
-    return total / batch_shape[0]
+    return total
 
 
 def _live_ops(graph):
