@@ -89,6 +89,9 @@ def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeyp
     assert "Measured again later" in text and "lrcn.motion on" in text
     assert "## Video files" in text and "video decoding ×" in text
     assert "## Recurrence in the TFLite files" in text and "fused: UNIDIRECTIONAL" in text
+    # the trained video predictors beside OpenSTL's table, from their cards
+    assert "## Video prediction at OpenSTL's protocol" in text
+    assert "**convlstm_forecast.mfmnist**" in text and "OpenSTL ConvLSTM-S" in text
     assert chart.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -115,3 +118,16 @@ def test_graph_flops_counts_what_the_layers_imply():
     # gradients, and dh·Uᵀ for the 4 steps whose h came from an earlier step (h_0 is constant)
     forward = 5 * (2 * 3 * 16 + 2 * 4 * 16)
     assert bench.graph_flops(lstm, (2, 5, 3)) == 2 * forward + 4 * 2 * 16 * 4
+
+
+def test_forward_macs_give_openstl_s_flops_at_its_model_sizes():
+    """OpenSTL's FLOPs column (fvcore: a multiply-accumulate is one) for its ConvLSTM-S and
+    PredRNN on Moving FashionMNIST, 56.8 G and 116.0 G, within 0.1% from our builders at those
+    sizes (PredRNN: 115.95 G)."""
+    from kerasrv.architectures import convlstm_forecast, predrnn
+
+    openstl_size = {"filters": (128, 128, 128, 128), "kernel_size": 5, "patch_size": 4}
+    clip = (10, 64, 64, 1)
+    convlstm = bench.forward_macs(convlstm_forecast(**openstl_size), clip)
+    assert convlstm == pytest.approx(56.8e9, rel=1e-3)
+    assert bench.forward_macs(predrnn(**openstl_size), clip) == pytest.approx(116.0e9, rel=1e-3)

@@ -18,6 +18,9 @@ not slow the next):
 6. where training time goes: the TF profiler's kernel time per op type in a few training steps
    of the entry and of the textbook model (`training_profile`).
 
+The report also sets the trained video predictors beside OpenSTL's published table, with their
+multiply-accumulates per clip (`forward_macs`, the unit of OpenSTL's FLOPs column).
+
 The package: `textbooks` (the textbook model of each architecture), `measure` (the
 measurements), `runner` (each entry in a subprocess, results into one JSON), `report`
 (BENCHMARKS.md and a chart beside the JSON).
@@ -28,7 +31,7 @@ Example:
     kerasrv bench --report                       # bench/BENCHMARKS.md and bench/chart.png
 """
 
-from kerasrv.bench.measure import graph_flops, matmul_flops, training_profile
+from kerasrv.bench.measure import forward_macs, graph_flops, matmul_flops, training_profile
 from kerasrv.bench.report import report
 from kerasrv.bench.runner import RESULTS, bench_entry, run
 from kerasrv.bench.textbooks import textbook, training_goal
@@ -36,6 +39,7 @@ from kerasrv.bench.textbooks import textbook, training_goal
 __all__ = [
     "RESULTS",
     "bench_entry",
+    "forward_macs",
     "graph_flops",
     "matmul_flops",
     "report",

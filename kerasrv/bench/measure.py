@@ -52,7 +52,7 @@ def forward_macs(model, input_shape):
 
     The dense work only, as `graph_flops` counts it, halved: one multiply-accumulate per two
     FLOPs. This is what fvcore's `FlopCountAnalysis` calls FLOPs, so it is the unit of the
-    FLOPs column in OpenSTL's benchmark tables (their ConvLSTM-S's 56.8 G is 56.8 G MACs).
+    FLOPs column in OpenSTL's benchmark tables (their ConvLSTM-S's 56.8 G is 56.8 G MACs here).
     """
     model = unrolled(model)
     x = tf.zeros((1, *input_shape))
