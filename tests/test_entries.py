@@ -90,6 +90,41 @@ def test_next_frame_prediction_beats_copying_the_last_frame_by_40_percent():
     assert metrics["mse"] <= 0.6 * metrics["copy_last_mse"]
 
 
+# OpenSTL's protocol (10 → 10 frames, 10,000 test clips): a predictor worth the name makes at
+# most a quarter of the error of copying the last given frame (OpenSTL's ConvLSTM-S: ~0.08×; a
+# blur of the items' mean position does not get there). Strict, as NOT_REACHED above.
+VIDEO_PREDICTORS = ("convlstm_forecast.mfmnist", "predrnn.mfmnist")
+QUARTER_NOT_REACHED = {
+    "convlstm_forecast.mfmnist": "3 epochs on 2 CPU cores (24 min): MSE 175.3, 0.46× copy-last",
+    "predrnn.mfmnist": "3 epochs on 2 CPU cores (55 min): MSE 159.9, 0.42× copy-last",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=QUARTER_NOT_REACHED[name]))
+        if name in QUARTER_NOT_REACHED
+        else name
+        for name in VIDEO_PREDICTORS
+    ],
+)
+def test_video_predictors_make_a_quarter_of_the_copy_last_error(name):
+    assert _card(name)["metrics"]["mse_vs_copy_last"] <= 0.25
+
+
+def test_predrnn_beats_convlstm_at_the_same_training_budget():
+    """PredRNN's claim (Wang et al. 2017), measured: the same clips, epochs, batch, schedule,
+    precision and widths, and the spatio-temporal memory predicts better."""
+    convlstm, predrnn = (_card(name) for name in VIDEO_PREDICTORS)
+    for key in ("dataset", "train_split", "epochs", "batch_size", "learning_rate", "precision"):
+        assert convlstm["training"][key] == predrnn["training"][key], key
+    shared = ("filters", "kernel_size", "patch_size", "input_shape", "output_frames")
+    for key in shared:
+        assert convlstm["builder_args"][key] == predrnn["builder_args"][key], key
+    assert predrnn["metrics"]["mse"] < convlstm["metrics"]["mse"]
+
+
 def test_motion_needs_the_sequence():
     card = _card("lrcn.motion")
     assert (
