@@ -223,9 +223,11 @@ class Forecaster(keras.layers.Layer):
         given = self._fold(frames)
         true_future = self._fold(future) if future is not None and training else None
         steps_in = given.shape[1]
-        batch = ops.shape(given)[0]
-        rows, columns = given.shape[2], given.shape[3]
-        zeros = [ops.zeros((batch, rows, columns, f), dtype=given.dtype) for f in self.filters]
+        # Zero states shaped like the input without reading its shape at run time (no
+        # SHAPE → FILL in a dynamic-batch TFLite file, which LiteRT would re-plan around):
+        # a zeroed first frame, broadcast to each layer's channels.
+        blank = ops.zeros_like(given[:, 0, :, :, :1])
+        zeros = [blank * ops.zeros((1, 1, 1, f), dtype=given.dtype) for f in self.filters]
         hidden, cells = list(zeros), list(zeros)
         memory = zeros[0]
         predictions, previous = [], None
@@ -233,7 +235,8 @@ class Forecaster(keras.layers.Layer):
             if t < steps_in:
                 x = given[:, t]
             elif true_future is not None:  # scheduled sampling: the true frame, or our own
-                draw = keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator)
+                per_clip = (ops.shape(given)[0], 1, 1, 1)
+                draw = keras.random.uniform(per_clip, seed=self.seed_generator)
                 use_true = ops.cast(draw < self.teacher_forcing, given.dtype)
                 x = use_true * true_future[:, t - steps_in] + (1 - use_true) * previous
             else:
