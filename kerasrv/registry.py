@@ -41,7 +41,9 @@ class Entry:
         description: one line for `kerasrv list`.
         recipe: `kerasrv train` defaults: epochs, batch_size, augment (True: random flips
             and shifts of the training images; "erasing": random erasing too), and optionally
-            label_smoothing and weight_decay (AdamW's decoupled decay; see `Task.compile`).
+            label_smoothing, weight_decay (AdamW's decoupled decay) and ema_momentum (the
+            weights validated and shipped are an exponential moving average of the trained
+            ones); see `Task.compile`.
     """
 
     name: str
@@ -64,7 +66,14 @@ class Entry:
 
 
 # What a recipe may set (`Entry.recipe`); epochs and batch_size are required.
-RECIPE_KEYS = ("epochs", "batch_size", "augment", "label_smoothing", "weight_decay")
+RECIPE_KEYS = (
+    "epochs",
+    "batch_size",
+    "augment",
+    "label_smoothing",
+    "weight_decay",
+    "ema_momentum",
+)
 _ARCHITECTURES = {}
 _ENTRIES = {}
 _DEFAULT_TAG = {}

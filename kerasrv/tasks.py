@@ -191,20 +191,33 @@ class Task:
 
     # training
 
-    def compile(self, model, learning_rate=None, *, weight_decay=0.0, label_smoothing=0.0):
+    def compile(
+        self,
+        model,
+        learning_rate=None,
+        *,
+        weight_decay=0.0,
+        label_smoothing=0.0,
+        ema_momentum=0.0,
+    ):
         """Compiles `model` with this task's loss, Adam at `learning_rate` and its metrics.
 
         `weight_decay` > 0 makes the optimizer AdamW (Loshchilov & Hutter 2019: the decay is
         applied to the weights, not added to the gradient Adam rescales); `label_smoothing`
-        (Szegedy et al. 2016) applies to the tasks that take it (see `loss`).
+        (Szegedy et al. 2016) applies to the tasks that take it (see `loss`); `ema_momentum`
+        > 0 makes the optimizer keep an exponential moving average of the weights (Polyak
+        averaging, as timm's ModelEmaV2), which `kerasrv.training` validates and ships.
         """
         import keras
 
         learning_rate = learning_rate or self.learning_rate
+        if not 0.0 <= ema_momentum < 1.0:
+            raise ValueError(f"ema_momentum must be in [0, 1), got {ema_momentum!r}")
+        ema = {"use_ema": True, "ema_momentum": ema_momentum} if ema_momentum else {}
         if weight_decay:
-            optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+            optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay, **ema)
         else:
-            optimizer = keras.optimizers.Adam(learning_rate)
+            optimizer = keras.optimizers.Adam(learning_rate, **ema)
         if label_smoothing and not self.targets_are_classes:
             raise ValueError(f"label smoothing applies to class targets, not to {self.name}")
         loss = self.loss(label_smoothing)

@@ -423,6 +423,7 @@ class Run:
     augment: bool | str
     label_smoothing: float
     weight_decay: float
+    ema_momentum: float
     start_from: str | None
     train_ds: object
     val_ds: object
@@ -546,6 +547,7 @@ def prepare(
         augment=augment,
         label_smoothing=recipe.get("label_smoothing", 0.0),
         weight_decay=recipe.get("weight_decay", 0.0),
+        ema_momentum=recipe.get("ema_momentum", 0.0),
         start_from=weights,
         train_ds=batches(train_split, training=True),
         val_ds=batches(validation_split, training=False),
@@ -693,6 +695,7 @@ def fit_run(run):
             learning_rate=schedule,
             weight_decay=run.weight_decay,
             label_smoothing=run.label_smoothing,
+            ema_momentum=run.ema_momentum,
         )
         if settings.jit_compile:
             model.jit_compile = True
@@ -712,10 +715,20 @@ def fit_run(run):
         mode=mode,
         patience=settings.patience,
         verbose=verbose,
-        callbacks=task.callbacks(run.epochs * steps),
+        callbacks=[*task.callbacks(run.epochs * steps), *averaging(run.ema_momentum)],
     )
     artifacts.write_json(run.checkpoints / FIT_DONE, {"epochs": run.epochs})
     return model, dist
+
+
+def averaging(ema_momentum):
+    """With an `ema_momentum` recipe (> 0), the callback that puts the averaged weights in the
+    model for validation and for the epoch's checkpoint, and the trained ones back for training.
+
+    `fit` runs it after BackupAndRestore, so the backup keeps the trained weights in the model
+    and the average in the optimizer, and a resumed run goes on with both where they were.
+    """
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema_momentum else []
 
 
 def write_artifacts(run, model, dist, wall_time, resumed_at=0):
@@ -756,6 +769,7 @@ def write_artifacts(run, model, dist, wall_time, resumed_at=0):
             "augment": run.augment,
             "label_smoothing": run.label_smoothing,
             "weight_decay": run.weight_decay,
+            "ema_momentum": run.ema_momentum,
             "learning_rate": run.learning_rate,
             "started_from": _started_from(run),
             "precision": run.settings.precision,
@@ -898,7 +912,9 @@ def record_attempt(card, run_directory):
         "builder_args": card.builder_args,
         "augment": card.training["augment"],
         **{
-            k: card.training[k] for k in ("label_smoothing", "weight_decay") if card.training.get(k)
+            k: card.training[k]
+            for k in ("label_smoothing", "weight_decay", "ema_momentum")
+            if card.training.get(k)
         },
         "best_epoch": card.training["best_epoch"],
         "wall_time_s": card.training["wall_time_s"],

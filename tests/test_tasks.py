@@ -77,5 +77,10 @@ def test_weight_decay_compiles_adamw_and_frames_refuse_label_smoothing():
     assert model.optimizer.weight_decay == 0.05
     tasks.get("classification").compile(model)
     assert type(model.optimizer) is keras.optimizers.Adam
+    assert not model.optimizer.use_ema
+    tasks.get("classification").compile(model, ema_momentum=0.999)
+    assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.999
+    with pytest.raises(ValueError, match="ema_momentum must be in"):
+        tasks.get("classification").compile(model, ema_momentum=1.0)
     with pytest.raises(ValueError, match="label smoothing applies to class targets"):
         tasks.get("next_frame").compile(model, label_smoothing=0.1)

@@ -254,3 +254,52 @@ def test_a_diverged_run_leaves_the_precision_policy_as_it_was(tmp_path, tfds_dir
         training.train("row_rnn.gru", settings, out=tmp_path, data_dir=tfds_dir)
     assert keras.mixed_precision.global_policy().name == "float32"
     assert not (tmp_path / "row_rnn.gru" / artifacts.CARD_FILE).exists()
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _InterruptAt(keras.callbacks.Callback):
+    """Stops a run as a kill would, after the backup of the epoch before `epoch`."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise _Interrupted
+
+
+def _averaged_run(out, ema_momentum=0.8, interrupt_at=None):
+    import tensorflow as tf
+
+    from kerasrv import tasks
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    tasks.get("classification").compile(model, learning_rate=0.05, ema_momentum=ema_momentum)
+    x = np.random.RandomState(0).rand(64, 4).astype("float32")
+    y = (x.sum(axis=1) * 1.5).astype("int32") % 3
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    stop = [_InterruptAt(interrupt_at)] if interrupt_at else []
+    callbacks = [*training.averaging(ema_momentum), *stop]
+    training.fit(model, data, data, epochs=4, out_dir=out, callbacks=callbacks, verbose=0)
+    return model, data
+
+
+def test_an_averaged_run_keeps_the_weights_it_validated_and_resumes_exactly(tmp_path):
+    model, data = _averaged_run(tmp_path / "whole")
+    with open(tmp_path / "whole" / "log.csv") as f:
+        best = min(float(row["val_loss"]) for row in csv.DictReader(f))
+    # The checkpoint kept is the averaged weights that scored `best`, not the trained ones.
+    assert model.evaluate(data, verbose=0)[0] == pytest.approx(best, rel=1e-5)
+    plain, _ = _averaged_run(tmp_path / "plain", ema_momentum=0.0)
+    assert not np.allclose(model.get_weights()[0], plain.get_weights()[0], atol=1e-3)
+
+    with pytest.raises(_Interrupted):
+        _averaged_run(tmp_path / "killed", interrupt_at=2)
+    resumed, _ = _averaged_run(tmp_path / "killed")
+    for got, want in zip(resumed.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(got, want, atol=1e-6)
