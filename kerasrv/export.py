@@ -45,9 +45,12 @@ from kerasrv.layers import (
     FoldedDense,
     FusedBidirectionalLSTM,
     FusedLSTM,
+    StaticFlatten,
     SubPixelConv2DTranspose,
     UnrolledConvLSTM2D,
+    UnrolledBidirectionalLSTM,
     UnrolledGRU,
+    UnrolledLSTM,
 )
 
 # The two full-integer files, both with int8 weights, by activation width. `tflite_int8` (int8
@@ -104,30 +107,37 @@ def converter_form(model, fuse_lstms=False):
     Every recurrent layer is unrolled (`unrolled`), and these layers, at any depth (inside
     nested models and wrappers such as `FrameWise`), become forms with the same outputs:
     - GRUs become `UnrolledGRU`, the form whose full-integer quantization keeps the state;
+    - LSTMs (alone or in a Bidirectional) become `UnrolledLSTM`s, and with `fuse_lstms`
+      `FusedLSTM`s, which the converter fuses into `UNIDIRECTIONAL_SEQUENCE_LSTM` when the batch
+      is static; layers with a `fused` switch (ReNet's LSTM sweeps) turn it on. (The converter
+      has no such interface for GRUs: they stay unrolled in every file.);
     - ConvLSTM2D layers become `UnrolledConvLSTM2D`, Conv2DTranspose layers
-      `SubPixelConv2DTranspose`, and Dense layers on sequences or maps `FoldedDense`: forms
-      that read no shape at run time, so a file with a dynamic batch has static shapes once
-      its batch is set (see `kerasrv.layers.static_shapes`);
-    - with `fuse_lstms`, LSTMs (alone or in a Bidirectional) become `FusedLSTM`s, which the
-      converter fuses into `UNIDIRECTIONAL_SEQUENCE_LSTM` when the batch is static, and layers
-      with a `fused` switch (ReNet's LSTM sweeps) turn it on. (The converter has no such
-      interface for GRUs: they stay unrolled in every file.)
+      `SubPixelConv2DTranspose`, Dense layers on sequences or maps `FoldedDense`, and Flatten
+      layers `StaticFlatten`.
+    The unrolled forms read no shape at run time, so a file with a dynamic batch has static
+    shapes once its batch is set (see `kerasrv.layers.static_shapes`), and make each step's
+    input product part of one product over the sequence.
     A layer whose configuration has no such form stays Keras' (unrolled) layer.
     """
     switches = ("unroll", "fused") if fuse_lstms else ("unroll",)
+    lstm_forms = (
+        [(keras.layers.LSTM, FusedLSTM), (keras.layers.Bidirectional, FusedBidirectionalLSTM)]
+        if fuse_lstms
+        else [
+            (keras.layers.LSTM, UnrolledLSTM),
+            (keras.layers.Bidirectional, UnrolledBidirectionalLSTM),
+        ]
+    )
+    forms = [
+        (keras.layers.GRU, UnrolledGRU),
+        (keras.layers.ConvLSTM2D, UnrolledConvLSTM2D),
+        (keras.layers.Conv2DTranspose, SubPixelConv2DTranspose),
+        (keras.layers.Dense, FoldedDense),
+        (keras.layers.Flatten, StaticFlatten),
+        *lstm_forms,
+    ]
 
     def replacement(layer):
-        forms = [
-            (keras.layers.GRU, UnrolledGRU),
-            (keras.layers.ConvLSTM2D, UnrolledConvLSTM2D),
-            (keras.layers.Conv2DTranspose, SubPixelConv2DTranspose),
-            (keras.layers.Dense, FoldedDense),
-        ]
-        if fuse_lstms:
-            forms += [
-                (keras.layers.LSTM, FusedLSTM),
-                (keras.layers.Bidirectional, FusedBidirectionalLSTM),
-            ]
         for keras_class, form in forms:
             if isinstance(layer, keras_class):
                 return form.like(layer)  # None where the layer's configuration has no form

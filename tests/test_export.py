@@ -275,24 +275,18 @@ def test_tflite_files_hold_builtin_ops_only(name, variant, exports):
 
 # Ops that read a shape while the file runs, making a tensor LiteRT allocates mid-call and
 # re-plans the graph after (`kerasrv.layers.static_shapes`): Keras' Conv2DTranspose and Dense on
-# maps make them, and Keras' ConvLSTM2D and LSTM their zero state. The converter form replaces
-# all but the LSTMs' (ReNet's sweeps and the LSTM entries keep SHAPE → FILL for it).
+# maps make them, and Keras' recurrent layers their zero state. The converter form replaces all
+# but the peephole cell's (a Keras RNN around a cell of ours, which keeps SHAPE → FILL for it).
 RUNTIME_SHAPE_OPS = {"SHAPE", "FILL", "TRANSPOSE_CONV", "GATHER", "REDUCE_PROD"}
-LSTM_ZERO_STATE_OPS = {"SHAPE", "STRIDED_SLICE", "PACK", "FILL"}
+ZERO_STATE_OPS = {"SHAPE", "STRIDED_SLICE", "PACK", "FILL"}
 
 
 @pytest.mark.parametrize("name", per_entry(ENTRIES))
 def test_the_dynamic_batch_file_reads_no_shape_at_run_time(name, exports):
     ops = export.TFLiteModel(exports[name]["files"]["tflite"]).ops()
     found = ops & RUNTIME_SHAPE_OPS
-    if found and exports[name]["card"]["architecture"] in (
-        "row_rnn",
-        "cnn_lstm",
-        "lrcn",
-        "renet",
-        "reseg",
-    ):
-        assert found <= LSTM_ZERO_STATE_OPS, found
+    if exports[name]["card"]["builder_args"].get("cell") == "peephole":
+        assert found <= ZERO_STATE_OPS, found
     else:
         assert not found, found
 

@@ -184,21 +184,23 @@ def test_unrolled_gru_matches_keras_gru(return_sequences):
     np.testing.assert_allclose(unrolled(x).numpy(), gru(x).numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("form", ["FusedLSTM", "UnrolledLSTM"])
 @pytest.mark.parametrize("return_sequences", [False, True])
 @pytest.mark.parametrize("go_backwards", [False, True])
-def test_fused_lstm_matches_keras_lstm(return_sequences, go_backwards):
+def test_lstm_forms_match_keras_lstm(form, return_sequences, go_backwards):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(2, 6, 3)).astype("float32")
     lstm = keras.layers.LSTM(5, return_sequences=return_sequences, go_backwards=go_backwards)
     lstm(x)
     lstm.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in lstm.weights])
-    fused = layers.FusedLSTM.like(lstm)
-    np.testing.assert_allclose(fused(x).numpy(), lstm(x).numpy(), atol=1e-6)
+    converted = getattr(layers, form).like(lstm)
+    np.testing.assert_allclose(converted(x).numpy(), lstm(x).numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("form", ["FusedBidirectionalLSTM", "UnrolledBidirectionalLSTM"])
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave"])
 @pytest.mark.parametrize("return_sequences", [False, True])
-def test_fused_bidirectional_lstm_matches_keras_bidirectional(merge_mode, return_sequences):
+def test_bidirectional_lstm_forms_match_keras_bidirectional(form, merge_mode, return_sequences):
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2, 6, 3)).astype("float32")
     keras_layer = keras.layers.Bidirectional(
@@ -208,8 +210,8 @@ def test_fused_bidirectional_lstm_matches_keras_bidirectional(merge_mode, return
     keras_layer.set_weights(
         [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in keras_layer.weights]
     )
-    fused = layers.FusedBidirectionalLSTM.like(keras_layer)
-    np.testing.assert_allclose(fused(x).numpy(), keras_layer(x).numpy(), atol=1e-6)
+    converted = getattr(layers, form).like(keras_layer)
+    np.testing.assert_allclose(converted(x).numpy(), keras_layer(x).numpy(), atol=1e-6)
 
 
 class _EveryObjectSeenBefore(dict):
@@ -242,26 +244,29 @@ def test_renet_builds_inside_load_model_even_when_object_addresses_are_reused(ce
     assert renet.vertical.backward_layer is not renet.horizontal.backward_layer
 
 
+@pytest.mark.parametrize("switch", ["fused", "unroll"])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_renet_with_fused_sweeps_holds_the_same_weights_and_outputs(cell):
+def test_renet_in_converter_forms_holds_the_same_weights_and_outputs(cell, switch):
     x = np.random.default_rng(5).uniform(size=(2, 4, 6, 1)).astype("float32")
     renet = layers.ReNet(3, patch_size=2, cell=cell)
     renet(x)
-    fused = layers.ReNet.from_config({**renet.get_config(), "fused": True})
-    fused(x)
-    fused.set_weights(renet.get_weights())
-    np.testing.assert_allclose(fused(x).numpy(), renet(x).numpy(), atol=1e-6)
-    sweeps = (layers.FusedBidirectionalLSTM if cell == "lstm" else keras.layers.Bidirectional,)
-    assert isinstance(fused.horizontal, sweeps) and isinstance(fused.vertical, sweeps)
+    converted = layers.ReNet.from_config({**renet.get_config(), switch: True})
+    converted(x)
+    converted.set_weights(renet.get_weights())
+    np.testing.assert_allclose(converted(x).numpy(), renet(x).numpy(), atol=1e-6)
+    lstm_form = {"fused": layers.FusedBidirectionalLSTM, "unroll": layers.UnrolledBidirectionalLSTM}
+    sweeps = lstm_form[switch] if cell == "lstm" else keras.layers.Bidirectional
+    assert isinstance(converted.horizontal, sweeps) and isinstance(converted.vertical, sweeps)
 
 
-def test_fused_lstm_stands_only_for_the_default_lstm():
-    assert layers.FusedLSTM.like(keras.layers.LSTM(4, activation="relu")) is None
-    assert layers.FusedLSTM.like(keras.layers.LSTM(4, use_bias=False)) is None
-    assert layers.FusedLSTM.like(keras.layers.GRU(4)) is None
-    gru_pair = keras.layers.Bidirectional(keras.layers.GRU(4))
-    assert layers.FusedBidirectionalLSTM.like(gru_pair) is None
-    assert layers.FusedLSTM.like(keras.layers.LSTM(4), (None, 3, 2)) is not None  # builds it
+@pytest.mark.parametrize("form", ["Fused", "Unrolled"])
+def test_lstm_forms_stand_only_for_the_default_lstm(form):
+    single, pair = getattr(layers, f"{form}LSTM"), getattr(layers, f"{form}BidirectionalLSTM")
+    assert single.like(keras.layers.LSTM(4, activation="relu")) is None
+    assert single.like(keras.layers.LSTM(4, use_bias=False)) is None
+    assert single.like(keras.layers.GRU(4)) is None
+    assert pair.like(keras.layers.Bidirectional(keras.layers.GRU(4))) is None
+    assert single.like(keras.layers.LSTM(4), (None, 3, 2)) is not None  # builds it
 
 
 def test_unrolled_gru_stands_only_for_the_default_gru():
@@ -333,6 +338,17 @@ def test_static_shape_forms_stand_only_for_what_they_compute():
     assert layers.SubPixelConv2DTranspose.like(padded, (None, 5, 5, 2)) is None
     assert layers.FoldedDense.like(keras.layers.Dense(3), (None, 5)) is None  # static already
     assert layers.FoldedDense.like(keras.layers.Dense(3), (None, None, 5)) is None
+    assert layers.StaticFlatten.like(keras.layers.Flatten(), (None, None, 5)) is None
+    first = keras.layers.Flatten(data_format="channels_first")
+    assert layers.StaticFlatten.like(first, (None, 2, 3, 5)) is None
+
+
+def test_static_flatten_matches_flatten():
+    x = np.random.default_rng(0).normal(size=(2, 4, 5, 3)).astype("float32")
+    flatten = keras.layers.Flatten()
+    np.testing.assert_array_equal(
+        layers.StaticFlatten.like(flatten, x.shape)(x).numpy(), flatten(x).numpy()
+    )
 
 
 @pytest.mark.parametrize("shape", [(16, 7, 7, 8), (4, 3, 5, 5, 8)])  # fused, and Keras' path
@@ -416,6 +432,18 @@ LAYER_CASES = {
         (2, 5, 3),
         (2, 8),
     ),
+    "UnrolledLSTM": (
+        layers.UnrolledLSTM,
+        lambda: {"units": 4, "return_sequences": True, "go_backwards": True},
+        (2, 5, 3),
+        (2, 5, 4),
+    ),
+    "UnrolledBidirectionalLSTM": (
+        layers.UnrolledBidirectionalLSTM,
+        lambda: {"units": 4, "merge_mode": "sum"},
+        (2, 5, 3),
+        (2, 4),
+    ),
     "BatchNormalization": (
         layers.BatchNormalization,
         lambda: {"momentum": 0.9},
@@ -445,6 +473,7 @@ LAYER_CASES = {
         (2, 4, 5, 2),
         (2, 8, 10, 3),
     ),
+    "StaticFlatten": (layers.StaticFlatten, dict, (2, 4, 5, 2), (2, 40)),
     "FoldedDense": (
         layers.FoldedDense,
         lambda: {"units": 3},
@@ -491,6 +520,12 @@ class KerasLayerHarness(keras.src.testing.TestCase):
     def test_fused_bidirectional_lstm(self):
         self._run("FusedBidirectionalLSTM")
 
+    def test_unrolled_lstm(self):
+        self._run("UnrolledLSTM")
+
+    def test_unrolled_bidirectional_lstm(self):
+        self._run("UnrolledBidirectionalLSTM")
+
     def test_fused_batch_normalization(self):
         self._run("BatchNormalization")
 
@@ -502,6 +537,9 @@ class KerasLayerHarness(keras.src.testing.TestCase):
 
     def test_folded_dense(self):
         self._run("FoldedDense")
+
+    def test_static_flatten(self):
+        self._run("StaticFlatten")
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

@@ -20,12 +20,14 @@ from kerasrv.layers.recurrent import (
     FusedBidirectionalLSTM,
     FusedLSTM,
     UnrolledConvLSTM2D,
+    UnrolledBidirectionalLSTM,
     UnrolledGRU,
+    UnrolledLSTM,
     recurrent,
 )
 from kerasrv.layers.renet import ReNet
 from kerasrv.layers.sequence import FrameWise, ImageToSequence
-from kerasrv.layers.static_shapes import FoldedDense, SubPixelConv2DTranspose
+from kerasrv.layers.static_shapes import FoldedDense, StaticFlatten, SubPixelConv2DTranspose
 
 __all__ = [
     "CELLS",
@@ -42,9 +44,12 @@ __all__ = [
     "ImageToSequence",
     "PeepholeLSTMCell",
     "ReNet",
+    "StaticFlatten",
     "SubPixelConv2DTranspose",
     "UnrolledConvLSTM2D",
+    "UnrolledBidirectionalLSTM",
     "UnrolledGRU",
+    "UnrolledLSTM",
     "conv_block",
     "recurrent",
     "segmentation_head",

@@ -32,7 +32,7 @@ def recurrent(cell, units, *, return_sequences=False, unroll=False, name=None, d
 
     Example:
         >>> layer = recurrent("gru", 64, return_sequences=True)
-        >>> layer(keras.ops.zeros((2, 28, 28))).shape
+        >>> tuple(layer(keras.ops.zeros((2, 28, 28))).shape)
         (2, 28, 64)
     """
     common = {"return_sequences": return_sequences, "unroll": unroll, "name": name, "dtype": dtype}
@@ -198,6 +198,103 @@ class UnrolledGRU(keras.layers.Layer):
         return {**config, "units": self.units, "return_sequences": self.return_sequences}
 
 
+@keras.saving.register_keras_serializable(package="kerasrv")
+class UnrolledLSTM(keras.layers.Layer):
+    """Keras' LSTM written out step by step, for converters: the form of dynamic-batch files.
+
+    Same weights, same outputs as `keras.layers.LSTM(units, unroll=True)` (within float32
+    rounding), with the two changes `UnrolledGRU` makes: the input product of every step is one
+    matmul over the whole sequence (Keras' unrolled LSTM makes one per step), and the first
+    step, whose state is zero, skips the recurrent product and the forget gate. Keras builds
+    that zero state from the batch read at run time (SHAPE → FILL in a TFLite file), which makes
+    the interpreter plan the graph again on every call; this form has no such tensor.
+
+    Args:
+        units: size of the hidden state.
+        return_sequences: return every step's output, not only the last.
+        go_backwards: read the sequence from its last step (outputs in that order, as Keras).
+
+    Example:
+        >>> lstm = keras.layers.LSTM(16, return_sequences=True)
+        >>> x = keras.random.normal((2, 5, 3))
+        >>> unrolled = UnrolledLSTM.like(lstm, x.shape)
+        >>> bool(keras.ops.all(keras.ops.abs(unrolled(x) - lstm(x)) < 1e-5))
+        True
+    """
+
+    def __init__(self, units, return_sequences=False, go_backwards=False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.return_sequences = return_sequences
+        self.go_backwards = go_backwards
+
+    @classmethod
+    def like(cls, lstm, input_shape=None):
+        """An UnrolledLSTM holding a `keras.layers.LSTM`'s weights (None if it has no such form)."""
+        if not _is_default_lstm(lstm):
+            return None
+        return _holding_weights_of(
+            lstm,
+            input_shape,
+            lambda: cls(
+                lstm.units,
+                return_sequences=lstm.return_sequences,
+                go_backwards=lstm.go_backwards,
+                name=lstm.name,
+                dtype=lstm.dtype_policy,
+            ),
+        )
+
+    def build(self, input_shape):
+        # Named and shaped as LSTMCell's weights, so `set_weights(lstm.get_weights())` fits.
+        self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], 4 * self.units))
+        self.recurrent_kernel = self.add_weight(
+            name="recurrent_kernel", shape=(self.units, 4 * self.units)
+        )
+        self.bias = self.add_weight(name="bias", shape=(4 * self.units,), initializer="zeros")
+
+    def call(self, sequence, mask=None, training=None):
+        if mask is not None:
+            raise ValueError("UnrolledLSTM does not take a mask")
+        ops = keras.ops
+        # One matmul over every step, on the sequence folded to 2-D by its static sizes (a 3-D
+        # matmul is a Tensordot that reads the batch at run time), as in UnrolledGRU.
+        steps, features = sequence.shape[1], sequence.shape[2]
+        projected = ops.matmul(ops.reshape(sequence, (-1, features)), self.kernel) + self.bias
+        projected = ops.unstack(ops.reshape(projected, (-1, steps, 4 * self.units)), axis=1)
+        state = carry = None
+        states = []
+        for step in reversed(range(steps)) if self.go_backwards else range(steps):
+            z = projected[step]
+            if state is not None:
+                z = z + ops.matmul(state, self.recurrent_kernel)
+            # Each activation over all four gates at once, then the pieces: fewer, larger ops
+            # (an interpreter pays per op) for a little wasted arithmetic.
+            gate_i, gate_f, _, gate_o = ops.split(ops.sigmoid(z), 4, axis=-1)  # Keras' order
+            candidate = ops.split(ops.tanh(z), 4, axis=-1)[2]
+            if state is None:  # the zero initial state: f · c is zero
+                carry = gate_i * candidate
+            else:
+                carry = gate_f * carry + gate_i * candidate
+            state = gate_o * ops.tanh(carry)
+            states.append(state)
+        return ops.stack(states, axis=1) if self.return_sequences else state
+
+    def compute_output_shape(self, input_shape):
+        if self.return_sequences:
+            return (*input_shape[:2], self.units)
+        return (input_shape[0], self.units)
+
+    def get_config(self):
+        config = super().get_config()
+        return {
+            **config,
+            "units": self.units,
+            "return_sequences": self.return_sequences,
+            "go_backwards": self.go_backwards,
+        }
+
+
 def _lstm_interface(go_backwards):
     """A fresh function with the interface TFLite's converter fuses into one LSTM op.
 
@@ -341,9 +438,9 @@ class FusedLSTM(keras.layers.Layer):
         }
 
 
-@keras.saving.register_keras_serializable(package="kerasrv")
-class FusedBidirectionalLSTM(keras.layers.Layer):
-    """`keras.layers.Bidirectional(LSTM)` as two `FusedLSTM`s: the converter fuses each.
+class _BidirectionalForm(keras.layers.Layer):
+    """`keras.layers.Bidirectional(LSTM)` as two LSTMs of the form `direction`, one reading
+    backwards; its weights are the forward layer's, then the backward one's, as Bidirectional's.
 
     Args:
         units: size of each direction's hidden state.
@@ -352,6 +449,7 @@ class FusedBidirectionalLSTM(keras.layers.Layer):
             or "ave".
     """
 
+    direction = None  # the LSTM form of each direction: a class with `go_backwards`
     MERGES = ("concat", "sum", "mul", "ave")
 
     def __init__(self, units, return_sequences=False, merge_mode="concat", **kwargs):
@@ -364,12 +462,12 @@ class FusedBidirectionalLSTM(keras.layers.Layer):
         self.return_sequences = return_sequences
         self.merge_mode = merge_mode
         common = {"return_sequences": return_sequences, "dtype": self.dtype_policy}
-        self.forward = FusedLSTM(units, name="forward", **common)
-        self.backward = FusedLSTM(units, go_backwards=True, name="backward", **common)
+        self.forward = self.direction(units, name="forward", **common)
+        self.backward = self.direction(units, go_backwards=True, name="backward", **common)
 
     @classmethod
     def like(cls, bidirectional, input_shape=None):
-        """A FusedBidirectionalLSTM holding a Bidirectional(LSTM)'s weights, or None."""
+        """This form holding a Bidirectional(LSTM)'s weights, or None if it has no such form."""
         forward, backward = bidirectional.forward_layer, bidirectional.backward_layer
         if not (
             _is_default_lstm(forward)
@@ -380,7 +478,6 @@ class FusedBidirectionalLSTM(keras.layers.Layer):
             and bidirectional.merge_mode in cls.MERGES
         ):
             return None
-        # Bidirectional's weights are the forward layer's, then the backward one's: as here
         return _holding_weights_of(
             bidirectional,
             input_shape,
@@ -399,7 +496,7 @@ class FusedBidirectionalLSTM(keras.layers.Layer):
 
     def call(self, sequence, mask=None, training=None):
         if mask is not None:
-            raise ValueError("FusedBidirectionalLSTM does not take a mask")
+            raise ValueError(f"{type(self).__name__} does not take a mask")
         ops = keras.ops
         y, y_reversed = self.forward(sequence), self.backward(sequence)
         if self.return_sequences:
@@ -426,6 +523,22 @@ class FusedBidirectionalLSTM(keras.layers.Layer):
             "return_sequences": self.return_sequences,
             "merge_mode": self.merge_mode,
         }
+
+
+@keras.saving.register_keras_serializable(package="kerasrv")
+class FusedBidirectionalLSTM(_BidirectionalForm):
+    """`keras.layers.Bidirectional(LSTM)` as two `FusedLSTM`s: the converter fuses each (the
+    form of fixed-batch files). Arguments as `_BidirectionalForm`."""
+
+    direction = FusedLSTM
+
+
+@keras.saving.register_keras_serializable(package="kerasrv")
+class UnrolledBidirectionalLSTM(_BidirectionalForm):
+    """`keras.layers.Bidirectional(LSTM)` as two `UnrolledLSTM`s (the form of dynamic-batch
+    files). Arguments as `_BidirectionalForm`."""
+
+    direction = UnrolledLSTM
 
 
 @keras.saving.register_keras_serializable(package="kerasrv")

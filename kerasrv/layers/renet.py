@@ -3,7 +3,12 @@
 import keras
 from keras import ops
 
-from kerasrv.layers.recurrent import FusedBidirectionalLSTM, bidirectional, recurrent
+from kerasrv.layers.recurrent import (
+    FusedBidirectionalLSTM,
+    UnrolledBidirectionalLSTM,
+    bidirectional,
+    recurrent,
+)
 
 
 @keras.saving.register_keras_serializable(package="kerasrv")
@@ -24,7 +29,8 @@ class ReNet(keras.layers.Layer):
         units: hidden size of each direction's recurrent layer; the output has 2·units channels.
         patch_size: side of the non-overlapping patches read as one position (1 = pixels).
         cell: "lstm" or "gru" (or "simple", "peephole"; see `kerasrv.layers.recurrent`).
-        unroll: unroll the sweeps' time loops (for export to TFLite).
+        unroll: unroll the sweeps' time loops (for export to TFLite); LSTM sweeps become
+            `UnrolledBidirectionalLSTM`, the form of dynamic-batch files (same weights).
         fused: LSTM sweeps as `FusedBidirectionalLSTM`, the form TFLite's converter fuses when
             the batch is fixed (for export; same weights). Other cells ignore it.
         **kwargs: standard layer arguments.
@@ -51,10 +57,9 @@ class ReNet(keras.layers.Layer):
         self.vertical = self._sweep("columns", "vertical", policy)
 
     def _sweep(self, steps, name, policy):
-        if self.fused and self.cell == "lstm":
-            return FusedBidirectionalLSTM(
-                self.units, return_sequences=True, name=name, dtype=policy
-            )
+        if self.cell == "lstm" and (self.fused or self.unroll):
+            form = FusedBidirectionalLSTM if self.fused else UnrolledBidirectionalLSTM
+            return form(self.units, return_sequences=True, name=name, dtype=policy)
         return bidirectional(
             recurrent(
                 self.cell,

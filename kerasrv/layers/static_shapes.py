@@ -5,10 +5,11 @@ tensor's shape follows from the input's by the ops themselves. Two of Keras' lay
 batch size while running instead: `Conv2DTranspose` passes the output shape to
 `conv2d_transpose` as a tensor (SHAPE → PACK → TRANSPOSE_CONV), and `Dense` on an input of more
 than two axes reshapes by the input's run-time shape (Tensordot's SHAPE → GATHER → REDUCE_PROD
-→ RESHAPE). Each such tensor is "dynamic" in LiteRT: allocated while the file runs, with the
+→ RESHAPE), and `Flatten` reshapes to (batch read at run time, -1). Each such tensor is "dynamic" in LiteRT: allocated while the file runs, with the
 graph after it prepared again, and never taken by the XNNPACK delegate. The forms here compute
 the same outputs from the same weights with shapes fixed by the ops: the transposed
-convolution as a sub-pixel convolution, the Dense layer over folded leading axes.
+convolution as a sub-pixel convolution, the Dense layer over folded leading axes, the Flatten
+layer by its static item size.
 """
 
 import keras
@@ -247,3 +248,28 @@ class FoldedDense(keras.layers.Layer):
             "use_bias": self.use_bias,
             "activation": keras.activations.serialize(self.activation),
         }
+
+
+@keras.saving.register_keras_serializable(package="kerasrv")
+class StaticFlatten(keras.layers.Layer):
+    """Keras' `Flatten` (channels last) as a reshape to (-1, the static size of one item)."""
+
+    @classmethod
+    def like(cls, flatten, input_shape=None):
+        """The form of a channels-last `keras.layers.Flatten` with a static item shape, or None."""
+        if type(flatten) is not keras.layers.Flatten or flatten.data_format != "channels_last":
+            return None
+        if input_shape is None:
+            try:
+                input_shape = flatten.input.shape
+            except (AttributeError, ValueError):  # never called, or called on several inputs
+                return None
+        if len(input_shape) < 2 or any(d is None for d in input_shape[1:]):
+            return None
+        return cls(name=flatten.name, dtype=flatten.dtype_policy)
+
+    def call(self, x):
+        return ops.reshape(x, (-1, int(np.prod(x.shape[1:]))))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], int(np.prod(input_shape[1:])))
