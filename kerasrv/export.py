@@ -47,8 +47,8 @@ from kerasrv.layers import (
     FusedLSTM,
     StaticFlatten,
     SubPixelConv2DTranspose,
-    UnrolledConvLSTM2D,
     UnrolledBidirectionalLSTM,
+    UnrolledConvLSTM2D,
     UnrolledGRU,
     UnrolledLSTM,
 )
@@ -107,10 +107,11 @@ def converter_form(model, fuse_lstms=False):
     Every recurrent layer is unrolled (`unrolled`), and these layers, at any depth (inside
     nested models and wrappers such as `FrameWise`), become forms with the same outputs:
     - GRUs become `UnrolledGRU`, the form whose full-integer quantization keeps the state;
-    - LSTMs (alone or in a Bidirectional) become `UnrolledLSTM`s, and with `fuse_lstms`
-      `FusedLSTM`s, which the converter fuses into `UNIDIRECTIONAL_SEQUENCE_LSTM` when the batch
-      is static; layers with a `fused` switch (ReNet's LSTM sweeps) turn it on. (The converter
-      has no such interface for GRUs: they stay unrolled in every file.);
+    - LSTMs (alone or in a Bidirectional) and peephole LSTMs become `UnrolledLSTM`s; with
+      `fuse_lstms`, LSTMs become `FusedLSTM`s instead, which the converter fuses into
+      `UNIDIRECTIONAL_SEQUENCE_LSTM` when the batch is static, and layers with a `fused` switch
+      (ReNet's LSTM sweeps) turn it on. (The converter has no such interface for GRUs or
+      peephole cells: they stay unrolled in every file.);
     - ConvLSTM2D layers become `UnrolledConvLSTM2D`, Conv2DTranspose layers
       `SubPixelConv2DTranspose`, Dense layers on sequences or maps `FoldedDense`, and Flatten
       layers `StaticFlatten`.
@@ -128,6 +129,9 @@ def converter_form(model, fuse_lstms=False):
             (keras.layers.Bidirectional, UnrolledBidirectionalLSTM),
         ]
     )
+    # A Keras RNN around a peephole cell (which the fused op does not take: its peepholes are
+    # kerasrv's weights) is unrolled in every file. After the LSTM and GRU forms: both are RNNs.
+    lstm_forms.append((keras.layers.RNN, UnrolledLSTM))
     forms = [
         (keras.layers.GRU, UnrolledGRU),
         (keras.layers.ConvLSTM2D, UnrolledConvLSTM2D),

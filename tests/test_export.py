@@ -275,20 +275,15 @@ def test_tflite_files_hold_builtin_ops_only(name, variant, exports):
 
 # Ops that read a shape while the file runs, making a tensor LiteRT allocates mid-call and
 # re-plans the graph after (`kerasrv.layers.static_shapes`): Keras' Conv2DTranspose and Dense on
-# maps make them, and Keras' recurrent layers their zero state. The converter form replaces all
-# but the peephole cell's (a Keras RNN around a cell of ours, which keeps SHAPE → FILL for it).
+# maps make them, Flatten, and Keras' recurrent layers their zero state. The converter form
+# replaces them all.
 RUNTIME_SHAPE_OPS = {"SHAPE", "FILL", "TRANSPOSE_CONV", "GATHER", "REDUCE_PROD"}
-ZERO_STATE_OPS = {"SHAPE", "STRIDED_SLICE", "PACK", "FILL"}
 
 
 @pytest.mark.parametrize("name", per_entry(ENTRIES))
 def test_the_dynamic_batch_file_reads_no_shape_at_run_time(name, exports):
     ops = export.TFLiteModel(exports[name]["files"]["tflite"]).ops()
-    found = ops & RUNTIME_SHAPE_OPS
-    if exports[name]["card"]["builder_args"].get("cell") == "peephole":
-        assert found <= ZERO_STATE_OPS, found
-    else:
-        assert not found, found
+    assert not ops & RUNTIME_SHAPE_OPS, ops & RUNTIME_SHAPE_OPS
 
 
 # Every entry's reduced-precision files hold parity (the task's agreement bar, `kerasrv.tasks`),

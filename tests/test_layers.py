@@ -197,6 +197,18 @@ def test_lstm_forms_match_keras_lstm(form, return_sequences, go_backwards):
     np.testing.assert_allclose(converted(x).numpy(), lstm(x).numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_unrolled_lstm_with_peepholes_matches_the_peephole_cell(return_sequences):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(2, 6, 3)).astype("float32")
+    rnn = keras.layers.RNN(layers.PeepholeLSTMCell(5), return_sequences=return_sequences)
+    rnn(x)
+    rnn.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in rnn.weights])
+    unrolled = layers.UnrolledLSTM.like(rnn)
+    assert unrolled.peepholes
+    np.testing.assert_allclose(unrolled(x).numpy(), rnn(x).numpy(), atol=1e-6)
+
+
 @pytest.mark.parametrize("form", ["FusedBidirectionalLSTM", "UnrolledBidirectionalLSTM"])
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave"])
 @pytest.mark.parametrize("return_sequences", [False, True])
@@ -267,6 +279,7 @@ def test_lstm_forms_stand_only_for_the_default_lstm(form):
     assert single.like(keras.layers.GRU(4)) is None
     assert pair.like(keras.layers.Bidirectional(keras.layers.GRU(4))) is None
     assert single.like(keras.layers.LSTM(4), (None, 3, 2)) is not None  # builds it
+    assert single.like(keras.layers.RNN(keras.layers.LSTMCell(4))) is None
 
 
 def test_unrolled_gru_stands_only_for_the_default_gru():
@@ -438,6 +451,12 @@ LAYER_CASES = {
         (2, 5, 3),
         (2, 5, 4),
     ),
+    "UnrolledLSTM-peepholes": (
+        layers.UnrolledLSTM,
+        lambda: {"units": 4, "peepholes": True},
+        (2, 5, 3),
+        (2, 4),
+    ),
     "UnrolledBidirectionalLSTM": (
         layers.UnrolledBidirectionalLSTM,
         lambda: {"units": 4, "merge_mode": "sum"},
@@ -522,6 +541,9 @@ class KerasLayerHarness(keras.src.testing.TestCase):
 
     def test_unrolled_lstm(self):
         self._run("UnrolledLSTM")
+
+    def test_unrolled_lstm_with_peepholes(self):
+        self._run("UnrolledLSTM-peepholes")
 
     def test_unrolled_bidirectional_lstm(self):
         self._run("UnrolledBidirectionalLSTM")

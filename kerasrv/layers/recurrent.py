@@ -207,12 +207,15 @@ class UnrolledLSTM(keras.layers.Layer):
     matmul over the whole sequence (Keras' unrolled LSTM makes one per step), and the first
     step, whose state is zero, skips the recurrent product and the forget gate. Keras builds
     that zero state from the batch read at run time (SHAPE → FILL in a TFLite file), which makes
-    the interpreter plan the graph again on every call; this form has no such tensor.
+    the interpreter plan the graph again on every call; this form has no such tensor. With
+    `peepholes`, it is `keras.layers.RNN(PeepholeLSTMCell(units))` the same way.
 
     Args:
         units: size of the hidden state.
         return_sequences: return every step's output, not only the last.
         go_backwards: read the sequence from its last step (outputs in that order, as Keras).
+        peepholes: the gates also see the cell state (`PeepholeLSTMCell`'s equations and its
+            `peephole_kernel`).
 
     Example:
         >>> lstm = keras.layers.LSTM(16, return_sequences=True)
@@ -222,36 +225,49 @@ class UnrolledLSTM(keras.layers.Layer):
         True
     """
 
-    def __init__(self, units, return_sequences=False, go_backwards=False, **kwargs):
+    def __init__(
+        self, units, return_sequences=False, go_backwards=False, peepholes=False, **kwargs
+    ):
         super().__init__(**kwargs)
         self.units = units
         self.return_sequences = return_sequences
         self.go_backwards = go_backwards
+        self.peepholes = peepholes
 
     @classmethod
-    def like(cls, lstm, input_shape=None):
-        """An UnrolledLSTM holding a `keras.layers.LSTM`'s weights (None if it has no such form)."""
-        if not _is_default_lstm(lstm):
+    def like(cls, rnn, input_shape=None):
+        """An UnrolledLSTM holding the weights of a `keras.layers.LSTM` or of a Keras RNN around
+        a `PeepholeLSTMCell` (None if the layer has no such form)."""
+        peepholes = isinstance(getattr(rnn, "cell", None), PeepholeLSTMCell)
+        if peepholes:
+            if type(rnn) is not keras.layers.RNN or rnn.return_state or rnn.stateful:
+                return None
+        elif not _is_default_lstm(rnn):
             return None
         return _holding_weights_of(
-            lstm,
+            rnn,
             input_shape,
             lambda: cls(
-                lstm.units,
-                return_sequences=lstm.return_sequences,
-                go_backwards=lstm.go_backwards,
-                name=lstm.name,
-                dtype=lstm.dtype_policy,
+                rnn.cell.units,
+                return_sequences=rnn.return_sequences,
+                go_backwards=rnn.go_backwards,
+                peepholes=peepholes,
+                name=rnn.name,
+                dtype=rnn.dtype_policy,
             ),
         )
 
     def build(self, input_shape):
-        # Named and shaped as LSTMCell's weights, so `set_weights(lstm.get_weights())` fits.
+        # Named and shaped as the cells' weights, so `set_weights(rnn.get_weights())` fits.
         self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], 4 * self.units))
         self.recurrent_kernel = self.add_weight(
             name="recurrent_kernel", shape=(self.units, 4 * self.units)
         )
         self.bias = self.add_weight(name="bias", shape=(4 * self.units,), initializer="zeros")
+        if self.peepholes:
+            self.peephole_kernel = self.add_weight(
+                name="peephole_kernel", shape=(3, self.units), initializer="zeros"
+            )
 
     def call(self, sequence, mask=None, training=None):
         if mask is not None:
@@ -262,23 +278,38 @@ class UnrolledLSTM(keras.layers.Layer):
         steps, features = sequence.shape[1], sequence.shape[2]
         projected = ops.matmul(ops.reshape(sequence, (-1, features)), self.kernel) + self.bias
         projected = ops.unstack(ops.reshape(projected, (-1, steps, 4 * self.units)), axis=1)
+        step = self._peephole_step if self.peepholes else self._step
         state = carry = None
         states = []
-        for step in reversed(range(steps)) if self.go_backwards else range(steps):
-            z = projected[step]
+        for t in reversed(range(steps)) if self.go_backwards else range(steps):
+            z = projected[t]
             if state is not None:
                 z = z + ops.matmul(state, self.recurrent_kernel)
-            # Each activation over all four gates at once, then the pieces: fewer, larger ops
-            # (an interpreter pays per op) for a little wasted arithmetic.
-            gate_i, gate_f, _, gate_o = ops.split(ops.sigmoid(z), 4, axis=-1)  # Keras' order
-            candidate = ops.split(ops.tanh(z), 4, axis=-1)[2]
-            if state is None:  # the zero initial state: f · c is zero
-                carry = gate_i * candidate
-            else:
-                carry = gate_f * carry + gate_i * candidate
-            state = gate_o * ops.tanh(carry)
+            state, carry = step(z, carry)
             states.append(state)
         return ops.stack(states, axis=1) if self.return_sequences else state
+
+    @staticmethod
+    def _step(z, carry):
+        ops = keras.ops
+        # Each activation over all four gates at once, then the pieces: fewer, larger ops (an
+        # interpreter pays per op) for a little wasted arithmetic.
+        gate_i, gate_f, _, gate_o = ops.split(ops.sigmoid(z), 4, axis=-1)  # Keras' order
+        candidate = ops.split(ops.tanh(z), 4, axis=-1)[2]
+        # carry None: the zero initial state, where f · c is zero
+        carry = gate_i * candidate if carry is None else gate_f * carry + gate_i * candidate
+        return gate_o * ops.tanh(carry), carry
+
+    def _peephole_step(self, z, carry):
+        ops = keras.ops
+        z_i, z_f, z_g, z_o = ops.split(z, 4, axis=-1)
+        w_ci, w_cf, w_co = ops.unstack(self.peephole_kernel, axis=0)
+        if carry is None:  # the zero initial state: the peepholes of c_{t-1} see zero
+            carry = ops.sigmoid(z_i) * ops.tanh(z_g)
+        else:
+            gate_i, gate_f = ops.sigmoid(z_i + w_ci * carry), ops.sigmoid(z_f + w_cf * carry)
+            carry = gate_f * carry + gate_i * ops.tanh(z_g)
+        return ops.sigmoid(z_o + w_co * carry) * ops.tanh(carry), carry
 
     def compute_output_shape(self, input_shape):
         if self.return_sequences:
@@ -292,6 +323,7 @@ class UnrolledLSTM(keras.layers.Layer):
             "units": self.units,
             "return_sequences": self.return_sequences,
             "go_backwards": self.go_backwards,
+            "peepholes": self.peepholes,
         }
 
 

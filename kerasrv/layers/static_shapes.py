@@ -1,15 +1,15 @@
 """Forms of Keras layers whose graphs need no shape read at run time, for converters.
 
 A TFLite file with a dynamic batch is planned once for each batch size, as long as every
-tensor's shape follows from the input's by the ops themselves. Two of Keras' layers read the
+tensor's shape follows from the input's by the ops themselves. Three of Keras' layers read the
 batch size while running instead: `Conv2DTranspose` passes the output shape to
-`conv2d_transpose` as a tensor (SHAPE → PACK → TRANSPOSE_CONV), and `Dense` on an input of more
+`conv2d_transpose` as a tensor (SHAPE → PACK → TRANSPOSE_CONV), `Dense` on an input of more
 than two axes reshapes by the input's run-time shape (Tensordot's SHAPE → GATHER → REDUCE_PROD
-→ RESHAPE), and `Flatten` reshapes to (batch read at run time, -1). Each such tensor is "dynamic" in LiteRT: allocated while the file runs, with the
-graph after it prepared again, and never taken by the XNNPACK delegate. The forms here compute
-the same outputs from the same weights with shapes fixed by the ops: the transposed
-convolution as a sub-pixel convolution, the Dense layer over folded leading axes, the Flatten
-layer by its static item size.
+→ RESHAPE), and `Flatten` reshapes to (the batch read at run time, -1). Each such tensor is
+"dynamic" in LiteRT: allocated while the file runs, with the graph after it prepared again, and
+never taken by the XNNPACK delegate. The forms here compute the same outputs from the same
+weights with shapes fixed by the ops: the transposed convolution as a sub-pixel convolution,
+the Dense layer over folded leading axes, the Flatten layer by its static item size.
 """
 
 import keras
