@@ -198,8 +198,64 @@ class UnrolledGRU(keras.layers.Layer):
         return {**config, "units": self.units, "return_sequences": self.return_sequences}
 
 
+class _LSTMForm(keras.layers.Layer):
+    """What the forms of an LSTM share: LSTMCell's weights (gate order i, f, c, o), named and
+    shaped as Keras', so `set_weights(lstm.get_weights())` fits, and a sequence in, the last
+    output or every output out, read forwards or backwards."""
+
+    def __init__(self, units, return_sequences=False, go_backwards=False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.return_sequences = return_sequences
+        self.go_backwards = go_backwards
+
+    @classmethod
+    def like(cls, rnn, input_shape=None):
+        """This form holding a recurrent layer's weights (None if the layer has no such form)."""
+        options = cls._options_for(rnn)
+        if options is None:
+            return None
+        return _holding_weights_of(
+            rnn,
+            input_shape,
+            lambda: cls(
+                rnn.cell.units,
+                return_sequences=rnn.return_sequences,
+                go_backwards=rnn.go_backwards,
+                name=rnn.name,
+                dtype=rnn.dtype_policy,
+                **options,
+            ),
+        )
+
+    @classmethod
+    def _options_for(cls, rnn):
+        """The form's own arguments for `rnn`, or None where it has no such form."""
+        return {} if _is_default_lstm(rnn) else None
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], 4 * self.units))
+        self.recurrent_kernel = self.add_weight(
+            name="recurrent_kernel", shape=(self.units, 4 * self.units)
+        )
+        self.bias = self.add_weight(name="bias", shape=(4 * self.units,), initializer="zeros")
+
+    def compute_output_shape(self, input_shape):
+        if self.return_sequences:
+            return (*input_shape[:2], self.units)
+        return (input_shape[0], self.units)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "return_sequences": self.return_sequences,
+            "go_backwards": self.go_backwards,
+        }
+
+
 @keras.saving.register_keras_serializable(package="kerasrv")
-class UnrolledLSTM(keras.layers.Layer):
+class UnrolledLSTM(_LSTMForm):
     """Keras' LSTM written out step by step, for converters: the form of dynamic-batch files.
 
     Same weights, same outputs as `keras.layers.LSTM(units, unroll=True)` (within float32
@@ -228,43 +284,19 @@ class UnrolledLSTM(keras.layers.Layer):
     def __init__(
         self, units, return_sequences=False, go_backwards=False, peepholes=False, **kwargs
     ):
-        super().__init__(**kwargs)
-        self.units = units
-        self.return_sequences = return_sequences
-        self.go_backwards = go_backwards
+        super().__init__(units, return_sequences, go_backwards, **kwargs)
         self.peepholes = peepholes
 
     @classmethod
-    def like(cls, rnn, input_shape=None):
-        """An UnrolledLSTM holding the weights of a `keras.layers.LSTM` or of a Keras RNN around
-        a `PeepholeLSTMCell` (None if the layer has no such form)."""
-        peepholes = isinstance(getattr(rnn, "cell", None), PeepholeLSTMCell)
-        if peepholes:
-            if type(rnn) is not keras.layers.RNN or rnn.return_state or rnn.stateful:
-                return None
-        elif not _is_default_lstm(rnn):
-            return None
-        return _holding_weights_of(
-            rnn,
-            input_shape,
-            lambda: cls(
-                rnn.cell.units,
-                return_sequences=rnn.return_sequences,
-                go_backwards=rnn.go_backwards,
-                peepholes=peepholes,
-                name=rnn.name,
-                dtype=rnn.dtype_policy,
-            ),
-        )
+    def _options_for(cls, rnn):
+        if isinstance(getattr(rnn, "cell", None), PeepholeLSTMCell):
+            plain = type(rnn) is keras.layers.RNN and not (rnn.return_state or rnn.stateful)
+            return {"peepholes": True} if plain else None
+        return {} if _is_default_lstm(rnn) else None
 
     def build(self, input_shape):
-        # Named and shaped as the cells' weights, so `set_weights(rnn.get_weights())` fits.
-        self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], 4 * self.units))
-        self.recurrent_kernel = self.add_weight(
-            name="recurrent_kernel", shape=(self.units, 4 * self.units)
-        )
-        self.bias = self.add_weight(name="bias", shape=(4 * self.units,), initializer="zeros")
-        if self.peepholes:
+        super().build(input_shape)
+        if self.peepholes:  # PeepholeLSTMCell's, after LSTMCell's three
             self.peephole_kernel = self.add_weight(
                 name="peephole_kernel", shape=(3, self.units), initializer="zeros"
             )
@@ -311,20 +343,8 @@ class UnrolledLSTM(keras.layers.Layer):
             carry = gate_f * carry + gate_i * ops.tanh(z_g)
         return ops.sigmoid(z_o + w_co * carry) * ops.tanh(carry), carry
 
-    def compute_output_shape(self, input_shape):
-        if self.return_sequences:
-            return (*input_shape[:2], self.units)
-        return (input_shape[0], self.units)
-
     def get_config(self):
-        config = super().get_config()
-        return {
-            **config,
-            "units": self.units,
-            "return_sequences": self.return_sequences,
-            "go_backwards": self.go_backwards,
-            "peepholes": self.peepholes,
-        }
+        return {**super().get_config(), "peepholes": self.peepholes}
 
 
 def _lstm_interface(go_backwards):
@@ -374,7 +394,7 @@ def _is_default_lstm(layer):
 
 
 @keras.saving.register_keras_serializable(package="kerasrv")
-class FusedLSTM(keras.layers.Layer):
+class FusedLSTM(_LSTMForm):
     """Keras' LSTM in the form TFLite's converter fuses into one `UNIDIRECTIONAL_SEQUENCE_LSTM`.
 
     Same weights and outputs as `keras.layers.LSTM` (tanh/sigmoid, with bias, no returned
@@ -398,36 +418,8 @@ class FusedLSTM(keras.layers.Layer):
     """
 
     def __init__(self, units, return_sequences=False, go_backwards=False, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.return_sequences = return_sequences
-        self.go_backwards = go_backwards
+        super().__init__(units, return_sequences, go_backwards, **kwargs)
         self._function = _lstm_interface(go_backwards)
-
-    @classmethod
-    def like(cls, lstm, input_shape=None):
-        """A FusedLSTM holding a `keras.layers.LSTM`'s weights (None if it has no such form)."""
-        if not _is_default_lstm(lstm):
-            return None
-        return _holding_weights_of(
-            lstm,
-            input_shape,
-            lambda: cls(
-                lstm.units,
-                return_sequences=lstm.return_sequences,
-                go_backwards=lstm.go_backwards,
-                name=lstm.name,
-                dtype=lstm.dtype_policy,
-            ),
-        )
-
-    def build(self, input_shape):
-        # Named and shaped as LSTMCell's weights, so `set_weights(lstm.get_weights())` fits.
-        self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], 4 * self.units))
-        self.recurrent_kernel = self.add_weight(
-            name="recurrent_kernel", shape=(self.units, 4 * self.units)
-        )
-        self.bias = self.add_weight(name="bias", shape=(4 * self.units,), initializer="zeros")
 
     def call(self, sequence, initial_state=None, mask=None, training=None):
         if mask is not None or initial_state is not None:
@@ -454,20 +446,6 @@ class FusedLSTM(keras.layers.Layer):
         import tensorflow as tf
 
         return tf.cast(tf.convert_to_tensor(variable.value), dtype)
-
-    def compute_output_shape(self, input_shape):
-        if self.return_sequences:
-            return (*input_shape[:2], self.units)
-        return (input_shape[0], self.units)
-
-    def get_config(self):
-        config = super().get_config()
-        return {
-            **config,
-            "units": self.units,
-            "return_sequences": self.return_sequences,
-            "go_backwards": self.go_backwards,
-        }
 
 
 class _BidirectionalForm(keras.layers.Layer):

@@ -172,6 +172,17 @@ class SubPixelConv2DTranspose(keras.layers.Layer):
         }
 
 
+def _static_input_shape(layer, input_shape=None):
+    """`input_shape`, or the shape `layer` was called on, if all but its batch axis are static;
+    else None (also for a layer never called, or called on several inputs)."""
+    if input_shape is None:
+        try:
+            input_shape = layer.input.shape
+        except (AttributeError, ValueError):
+            return None
+    return None if any(d is None for d in input_shape[1:]) else tuple(input_shape)
+
+
 @keras.saving.register_keras_serializable(package="kerasrv")
 class FoldedDense(keras.layers.Layer):
     """Keras' `Dense` on an input of three or more axes, with the leading axes folded by -1.
@@ -202,13 +213,8 @@ class FoldedDense(keras.layers.Layer):
             return None
         if getattr(dense, "quantization_mode", None):
             return None
-        if input_shape is None:
-            try:
-                input_shape = dense.input.shape
-            except (AttributeError, ValueError):  # never called, or called on several inputs
-                return None
-        shape = input_shape
-        if len(shape) < 3 or any(d is None for d in shape[1:]):
+        shape = _static_input_shape(dense, input_shape)
+        if shape is None or len(shape) < 3:
             return None
         if not dense.built:
             dense.build(shape)
@@ -259,12 +265,8 @@ class StaticFlatten(keras.layers.Layer):
         """The form of a channels-last `keras.layers.Flatten` with a static item shape, or None."""
         if type(flatten) is not keras.layers.Flatten or flatten.data_format != "channels_last":
             return None
-        if input_shape is None:
-            try:
-                input_shape = flatten.input.shape
-            except (AttributeError, ValueError):  # never called, or called on several inputs
-                return None
-        if len(input_shape) < 2 or any(d is None for d in input_shape[1:]):
+        shape = _static_input_shape(flatten, input_shape)
+        if shape is None or len(shape) < 2:
             return None
         return cls(name=flatten.name, dtype=flatten.dtype_policy)
 
