@@ -111,6 +111,8 @@ def register(
     unknown = sorted(set(recipe) - set(RECIPE_KEYS))
     if unknown:  # a misspelt key would otherwise train with the default, silently
         raise ValueError(f"entry {name!r}: unknown recipe keys {unknown}; known: {RECIPE_KEYS}")
+    if not 0.0 <= recipe.get("ema_momentum", 0.0) < 1.0:
+        raise ValueError(f"entry {name!r}: ema_momentum must be in [0, 1)")
     _ENTRIES[name] = Entry(
         name=name,
         builder=_ARCHITECTURES[arch],

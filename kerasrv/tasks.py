@@ -205,8 +205,10 @@ class Task:
         `weight_decay` > 0 makes the optimizer AdamW (Loshchilov & Hutter 2019: the decay is
         applied to the weights, not added to the gradient Adam rescales); `label_smoothing`
         (Szegedy et al. 2016) applies to the tasks that take it (see `loss`); `ema_momentum`
-        > 0 makes the optimizer keep an exponential moving average of the weights (Polyak
-        averaging, as timm's ModelEmaV2), which `kerasrv.training` validates and ships.
+        > 0 makes the optimizer keep an exponential moving average of the trainable weights
+        (Polyak averaging; Keras' form: no warm-up of the decay, and BatchNormalization's
+        moving statistics are the trained model's, where timm's ModelEma averages them too),
+        which `kerasrv.training` validates and ships.
         """
         import keras
 

@@ -162,7 +162,24 @@ class _StopOnNaN(keras.callbacks.TerminateOnNaN):
         if loss is not None and not math.isfinite(float(loss)) and self.where is None:
             self.where = (self._epoch + 1, batch + 1, float(loss))
             self.model.load_weights(self.checkpoint)
+            _restart_average(self.model.optimizer)
         super().on_batch_end(batch, logs)
+
+
+def _restart_average(optimizer):
+    """Makes an averaging optimizer's average the model's weights, as they are now.
+
+    A checkpoint of an averaged run holds the average in the model and the trained weights in
+    the optimizer's average slots (it is written while they are swapped), so after loading one
+    the slots hold NaN-free but stale values that validation would swap in.
+    """
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # under a LossScaleOptimizer
+    if not getattr(optimizer, "use_ema", False):
+        return
+    for variable, average in zip(
+        optimizer._trainable_variables, optimizer._model_variables_moving_average
+    ):
+        average.assign(variable)
 
 
 def _log_rows(log_path, monitor):

@@ -292,7 +292,10 @@ def _averaged_run(out, ema_momentum=0.8, interrupt_at=None):
 def test_an_averaged_run_keeps_the_weights_it_validated_and_resumes_exactly(tmp_path):
     model, data = _averaged_run(tmp_path / "whole")
     with open(tmp_path / "whole" / "log.csv") as f:
-        best = min(float(row["val_loss"]) for row in csv.DictReader(f))
+        losses = [float(row["val_loss"]) for row in csv.DictReader(f)]
+    best = min(losses)
+    # the weights compared below come from an epoch after the interruption at epoch 2
+    assert losses.index(best) >= 2, losses
     # The checkpoint kept is the averaged weights that scored `best`, not the trained ones.
     assert model.evaluate(data, verbose=0)[0] == pytest.approx(best, rel=1e-5)
     plain, _ = _averaged_run(tmp_path / "plain", ema_momentum=0.0)
@@ -303,3 +306,27 @@ def test_an_averaged_run_keeps_the_weights_it_validated_and_resumes_exactly(tmp_
     resumed, _ = _averaged_run(tmp_path / "killed")
     for got, want in zip(resumed.get_weights(), model.get_weights()):
         np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_a_diverged_averaged_run_puts_back_finite_weights_and_their_average(tmp_path):
+    import tensorflow as tf
+
+    from kerasrv import tasks
+
+    layers = [keras.layers.Dense(4, activation="exponential"), keras.layers.Dense(3, "softmax")]
+    model = keras.Sequential([keras.Input((4,)), *layers])  # huge steps: exp → inf → NaN
+    tasks.get("classification").compile(model, learning_rate=1e30, ema_momentum=0.8)
+    x = np.random.RandomState(0).rand(64, 4).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, np.arange(64) % 3))
+    with pytest.raises(training.TrainingDiverged):
+        training.fit(
+            model,
+            data.batch(16),
+            data.batch(16),
+            epochs=2,
+            out_dir=tmp_path,
+            callbacks=training.averaging(0.8),
+            verbose=0,
+        )
+    # the average went NaN with the weights; the guard restarted it from the checkpoint's
+    assert all(np.isfinite(w).all() for w in model.get_weights())

@@ -333,10 +333,17 @@ def test_row_rnn_drops_out_between_its_layers_only_when_asked():
     np.testing.assert_allclose(dropping(x), plain(x), atol=1e-6)  # inference: no dropout
 
 
-def test_a_misspelt_recipe_key_is_refused_at_registration():
+@pytest.mark.parametrize(
+    "recipe, message",
+    [
+        ({"label_smothing": 0.1}, r"unknown recipe keys \['label_smothing'\]"),
+        ({"ema_momentum": 1.0}, r"ema_momentum must be in \[0, 1\)"),
+    ],
+)
+def test_a_misspelt_or_impossible_recipe_is_refused_at_registration(recipe, message):
     from kerasrv import registry
 
-    with pytest.raises(ValueError, match=r"unknown recipe keys \['label_smothing'\]"):
+    with pytest.raises(ValueError, match=message):
         registry.register(
             "row_rnn.misspelt",
             task="classification",
@@ -344,6 +351,6 @@ def test_a_misspelt_recipe_key_is_refused_at_registration():
             target="label",
             class_names=None,
             description="",
-            recipe={"epochs": 1, "batch_size": 8, "label_smothing": 0.1},
+            recipe={"epochs": 1, "batch_size": 8, **recipe},
         )
     assert "row_rnn.misspelt" not in zoo.list_models()
