@@ -31,7 +31,9 @@ def graph_flops(model, batch_shape):
 
     Counts the dense work: MatMul and BatchMatMul (2·M·N·K), Conv2D and its two gradients
     (2 · output positions · kernel area · input channels · output channels each). The model is
-    unrolled first, so recurrent steps are in the graph rather than inside a loop body.
+    unrolled first, so recurrent steps are in the graph rather than inside a loop body (ReNet's
+    LSTM sweeps unroll to `UnrolledBidirectionalLSTM`, which skips the product of the zero first
+    state: 1/steps of their recurrent FLOPs, which Keras' rolled layer computes, go uncounted).
     Element-wise ops (gates, activations, normalisation) are not counted, nor ops whose results
     nothing uses (TensorFlow prunes those before running, e.g. the gradient of the input image).
     """
