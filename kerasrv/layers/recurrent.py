@@ -163,28 +163,34 @@ class UnrolledGRU(keras.layers.Layer):
         if mask is not None:
             raise ValueError("UnrolledGRU does not take a mask")
         ops = keras.ops
+        units = self.units
         input_bias, recurrent_bias = self.bias[0], self.bias[1]
-        _, _, candidate_recurrent_bias = ops.split(recurrent_bias, 3)
-        # Update and reset gates add both biases outside the reset product: fold them together.
-        z_r_bias = input_bias[: 2 * self.units] + recurrent_bias[: 2 * self.units]
+        # Update and reset gates add both biases outside the reset product: fold them into the
+        # input product; the candidate's recurrent bias stays with the recurrent product.
+        z_r_bias = input_bias[: 2 * units] + recurrent_bias[: 2 * units]
+        candidate_recurrent_bias = recurrent_bias[2 * units :]
+        state_bias = ops.concatenate([ops.zeros_like(z_r_bias), candidate_recurrent_bias])
         # One matmul over every step, on the sequence folded to 2-D by its static sizes: a 3-D
         # matmul is a Tensordot that reads the batch at run time (SHAPE → GATHER → REDUCE_PROD).
         steps, features = sequence.shape[1], sequence.shape[2]
         projected = ops.matmul(ops.reshape(sequence, (-1, features)), self.kernel)
-        projected = ops.reshape(projected, (-1, steps, 3 * self.units)) + ops.concatenate(
-            [z_r_bias, input_bias[2 * self.units :]]
-        )
+        projected = projected + ops.concatenate([z_r_bias, input_bias[2 * units :]])
+        projected = ops.unstack(ops.reshape(projected, (-1, steps, 3 * units)), axis=1)
         state, states = None, []
         for step in range(steps):
-            x_z, x_r, x_h = ops.split(projected[:, step], 3, axis=-1)
+            x_zr, x_h = ops.split(projected[step], [2 * units], axis=-1)
             if state is None:  # the zero initial state: its products are zero
-                z, r = ops.sigmoid(x_z), ops.sigmoid(x_r)
-                state = (1 - z) * ops.tanh(x_h + r * candidate_recurrent_bias)
+                z, r = ops.split(ops.sigmoid(x_zr), 2, axis=-1)
+                candidate = ops.tanh(x_h + r * candidate_recurrent_bias)
+                state = candidate - z * candidate  # (1 - z) · candidate
             else:
-                h_z, h_r, h_h = ops.split(ops.matmul(state, self.recurrent_kernel), 3, axis=-1)
-                z, r = ops.sigmoid(x_z + h_z), ops.sigmoid(x_r + h_r)
-                candidate = ops.tanh(x_h + r * (h_h + candidate_recurrent_bias))
-                state = z * state + (1 - z) * candidate
+                h_zr, h_h = ops.split(
+                    ops.matmul(state, self.recurrent_kernel) + state_bias, [2 * units], axis=-1
+                )
+                # Both gates through one sigmoid: fewer ops, which an interpreter pays for
+                z, r = ops.split(ops.sigmoid(x_zr + h_zr), 2, axis=-1)
+                candidate = ops.tanh(x_h + r * h_h)
+                state = candidate + z * (state - candidate)  # z · state + (1 - z) · candidate
             states.append(state)
         return ops.stack(states, axis=1) if self.return_sequences else state
 
