@@ -55,12 +55,17 @@ from kerasrv.layers import (
 
 # The two full-integer files, both with int8 weights, by activation width. `tflite_int8` (int8
 # activations) runs on TFLite's optimised integer kernels: 0.29–0.90× float32's batch-1 latency.
-# A recurrent state kept in 8 bits drifts over the time steps, though: on 1,000 test samples the
-# row RNNs agree with Keras on 0.972–0.979 of top-1 answers, under the 0.99 bar; renet (0.994)
-# and convlstm_seg (0.953 mask IoU) sit just over theirs. `tflite_int16x8` (TFLite's 16x8 mode,
-# int16 activations) holds it (0.996–0.999, 0.999, 0.985) at 3–14× the float32 latency: its int16
-# kernels are reference code.
+# A recurrent state kept in 8 bits drifts over the time steps, though: on 1,000 test samples
+# row_rnn.lstm and row_rnn.peephole agree with Keras on 0.970 and 0.969 of top-1 answers, under
+# the 0.99 bar; row_rnn.gru (0.992), renet (0.993) and convlstm_seg (0.954 mask IoU) sit just
+# over theirs. `tflite_int16x8` (TFLite's 16x8 mode, int16 activations) holds it (0.994–0.999,
+# 0.985) at 3–14× the float32 latency: its int16 kernels are reference code.
 # The fast file is the one called int8; the exact one is there for integer-only hardware.
+# Measured and not shipped: the fused LSTM op quantized to int8 (TFLite's integer LSTM kernel,
+# which keeps the cell state in 16 bits) agrees 0.994 for row_rnn.lstm and 0.995 for cnn_lstm,
+# but runs 6–26× slower than the unrolled int8 file at batch 1 (3.2 vs 0.13 ms, 0.94 vs 0.15 ms);
+# in 16x8 mode the converter refuses it ("Quantization to 16x8-bit not yet supported for op:
+# 'UNIDIRECTIONAL_SEQUENCE_LSTM'").
 # (GRUs reach the converter as `kerasrv.layers.UnrolledGRU`, the form whose 16x8 file agrees.)
 INTEGER_OPS = {
     "int8": tf.lite.OpsSet.TFLITE_BUILTINS_INT8,

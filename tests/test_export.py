@@ -30,7 +30,7 @@ TFLITE_FORMATS = [name for name in export.FORMATS if name.startswith("tflite")]
 # Entries whose recurrent state drifts in 8 bits: their fast full-integer file (int8
 # activations) agrees with Keras a little under the bar or just over it, as their cards record on
 # 1,000 test samples; `tflite_int16x8` is their exact integer file. On this test's smaller subset
-# a file just over the bar can land under it (renet: 0.994 on 1,000 images, exactly 0.99 on 100),
+# a file just over the bar can land under it (row_rnn.gru: 0.992 on 1,000 images, renet 0.993),
 # so their int8 file is held to what the card says, less the subset's sampling error (about 3
 # standard errors of 100 labels or 10 clips).
 EIGHT_BIT_STATE_DRIFTS = (
