@@ -204,18 +204,21 @@ class Forecaster(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_frames, *input_shape[2:])
 
+    # Clips and frames are folded into one axis around the patch transpose, which stays 6-D:
+    # TFLite's TRANSPOSE takes at most 6 axes (a 7-D one failed to prepare in an int8 file).
+
     def _fold(self, frames):
         _, steps, height, width, channels = frames.shape
         p = self.patch_size
-        x = ops.reshape(frames, (-1, steps, height // p, p, width // p, p, channels))
-        x = ops.transpose(x, (0, 1, 2, 4, 3, 5, 6))
+        x = ops.reshape(frames, (-1, height // p, p, width // p, p, channels))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
         return ops.reshape(x, (-1, steps, height // p, width // p, p * p * channels))
 
     def _unfold(self, patches, channels):
         _, steps, rows, columns, _ = patches.shape
         p = self.patch_size
-        x = ops.reshape(patches, (-1, steps, rows, columns, p, p, channels))
-        x = ops.transpose(x, (0, 1, 2, 4, 3, 5, 6))
+        x = ops.reshape(patches, (-1, rows, columns, p, p, channels))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
         return ops.reshape(x, (-1, steps, rows * p, columns * p, channels))
 
     def call(self, frames, future=None, training=None):
