@@ -227,10 +227,11 @@ class Forecaster(keras.layers.Layer):
         true_future = self._fold(future) if future is not None and training else None
         steps_in = given.shape[1]
         # Zero states shaped like the input without reading its shape at run time (no
-        # SHAPE → FILL in a dynamic-batch TFLite file, which LiteRT would re-plan around):
-        # a zeroed first frame, broadcast to each layer's channels.
-        blank = ops.zeros_like(given[:, 0, :, :, :1])
-        zeros = [blank * ops.zeros((1, 1, 1, f), dtype=given.dtype) for f in self.filters]
+        # SHAPE → FILL in a dynamic-batch TFLite file, which LiteRT would re-plan around): the
+        # first frame times zeros of each layer's channels (not ZEROS_LIKE, which TFLite's 16x8
+        # quantizer refuses).
+        first = given[:, 0, :, :, :1]
+        zeros = [first * ops.zeros((1, 1, 1, f), dtype=given.dtype) for f in self.filters]
         hidden, cells = list(zeros), list(zeros)
         memory = zeros[0]
         predictions, previous = [], None
