@@ -246,6 +246,38 @@ def test_the_batch1_file_fuses_every_lstm(name, exports):
     assert "LOGISTIC" not in ops and "TANH" not in ops, ops  # no unrolled LSTM step left
 
 
+def test_the_fused_lstm_does_not_clip_a_cell_state_keras_lets_grow(tmp_path):
+    # The converter writes fused LSTMs with a ±10 cell clip; Keras has none. Here the cell
+    # state climbs to ~11.5 over 12 rows, then falls by as much: Keras ends near -0.9, a
+    # state clipped at 10 near -2.3, which the output gate and the dense layer make visible.
+    import keras
+
+    rows = keras.Input((24, 24, 1))
+    lstm = keras.layers.LSTM(2)  # (a 1-unit fused LSTM departs from Keras by itself)
+    logits = keras.layers.Dense(2)(lstm(keras.layers.Reshape((24, 24))(rows)))
+    model = keras.Model(rows, keras.layers.Softmax()(logits))
+    kernel = np.zeros((24, 4, 2), "float32")  # gates i, f, c, o; pixel 0 drives the candidate
+    kernel[0, 2] = 10.0
+    bias = np.array([[5.0] * 2, [5.0] * 2, [-5.0] * 2, [0.0] * 2])  # i, f 0.993; tanh(±5)
+    lstm.set_weights([kernel.reshape(24, 8), np.zeros((2, 8)), bias.reshape(8)])
+    model.layers[-2].set_weights([np.array([[4.0, -4.0]] * 2), np.zeros(2)])
+    x = np.zeros((2, 24, 24, 1), "float32")
+    x[:, :12, 0] = 1.0  # 12 rows up, 12 rows down
+    x[1, :, 1:] = 0.5  # pixels the kernel ignores: the second sample equals the first
+    card = {
+        "name": "clip_probe",
+        "task": "classification",
+        "input_shape": [24, 24, 1],
+        "output_shape": [2],
+        "num_classes": 2,
+    }
+    made = export.export(model, card, ("tflite_batch1",), tmp_path, parity_data=(x, np.zeros(2)))
+    fused = export.TFLiteModel(made["files"]["tflite_batch1"])
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in fused.ops()
+    got = np.concatenate([fused(x[i : i + 1]) for i in range(len(x))])
+    np.testing.assert_allclose(got, model.predict_on_batch(x), atol=1e-4)
+
+
 @pytest.mark.parametrize("name", per_entry(ENTRIES))
 def test_onnx_matches_keras_in_onnxruntime(name, exports):
     import onnx
