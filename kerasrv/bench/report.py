@@ -99,18 +99,24 @@ def _goal_rows(name, e):
             e["train_speedup_vs_textbook"] >= need,
         )
     ]
-    # the file a batch-1 user runs: the on-device one where it was measured
-    variant = (
-        "tflite_batch1_1thread" if "tflite_batch1_1thread" in e["inference"] else "tflite_1thread"
-    )
-    ratio = e["inference"][variant]["latency_vs_saved_model"]
-    label = variant.removesuffix("_1thread")
-    rows.append((f"{label} latency ×{ratio:.2f} of SavedModel (goal ≤ 0.2)", ratio <= 0.2))
-    fastest_float = min(
-        e["inference"][v]["latency_ms_batch_1"]
-        for v in ("tflite_1thread", "tflite_batch1_1thread")
-        if v in e["inference"]
-    )
+    # The float32 file a batch-1 user should run here: the faster of the dynamic-batch file and
+    # the fused batch-1 file (on x86, XNNPACK takes the first's unrolled steps, not the fused op).
+    floats = [v for v in ("tflite_1thread", "tflite_batch1_1thread") if v in e["inference"]]
+    fastest = min(floats, key=lambda v: e["inference"][v]["latency_ms_batch_1"])
+    ratio = e["inference"][fastest]["latency_vs_saved_model"]
+    label = fastest.removesuffix("_1thread")
+    text = f"{label} latency ×{ratio:.2f} of SavedModel (goal ≤ 0.2)"
+    if ratio > 0.2:
+        # What explains a miss: a file whose batch-1 latency is already its per-sample time at
+        # batch 64 pays no per-call overhead that a leaner graph could remove; its arithmetic
+        # itself would have to run faster.
+        per_sample = 1000 / e["inference"][fastest]["samples_per_s_batch_64"]
+        text += (
+            f" [batch 1 {e['inference'][fastest]['latency_ms_batch_1']:.2f} ms against"
+            f" {per_sample:.2f} ms a sample at batch 64]"
+        )
+    rows.append((text, ratio <= 0.2))
+    fastest_float = e["inference"][fastest]["latency_ms_batch_1"]
     ratio = e["inference"]["tflite_int8_1thread"]["latency_ms_batch_1"] / fastest_float
     rows.append((f"tflite_int8 latency ×{ratio:.2f} of float32 (goal ≤ 1.0)", ratio <= 1.0))
     if arch in ("cnn_lstm", "renet"):
@@ -361,7 +367,15 @@ def report(results_path=RESULTS, markdown=None, chart=None):
             ],
         )
     lines += _video_prediction_lines()
-    lines += ["## Goals", ""]
+    lines += [
+        "## Goals",
+        "",
+        "Batch-1 latency is judged on the faster float32 file, 1 thread. Where it misses, the"
+        " bracket gives that file's per-sample time at batch 64: when batch 1 is no slower, the"
+        " file pays no per-call overhead a leaner graph could remove: only faster arithmetic"
+        " could reach the goal.",
+        "",
+    ]
     for n, e in entries.items():
         lines.append(
             f"- **{n}**: "
