@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from kerasrv import bench
+from kerasrv import bench, tasks, zoo
 
 ENTRY_FIELDS = {
     "input_shape",
@@ -93,6 +93,19 @@ def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeyp
     assert "## Video prediction at OpenSTL's protocol" in text
     assert "**convlstm_forecast.mfmnist**" in text and "OpenSTL ConvLSTM-S" in text
     assert chart.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_entry_has_a_textbook_to_bench_against(name):
+    # `kerasrv bench` (all entries) stopped at the first entry without one: the forecasters
+    card = zoo.info(name)
+    model = bench.textbook(
+        card.replace(input_shape=list(tasks.get(card.task).quick_shape or card.input_shape))
+    )
+    assert model.output_shape[1:] == tuple(
+        zoo.build(name, input_shape=model.input_shape[1:]).output_shape[1:]
+    )
+    assert bench.training_goal(card.architecture) >= 1.0
 
 
 def test_graph_flops_counts_what_the_layers_imply():

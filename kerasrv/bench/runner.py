@@ -28,6 +28,7 @@ TRAIN_ROUNDS = 3  # timed rounds of each model's training, alternating (see benc
 QUICK_DATASETS = {
     "fashion_mnist_scenes": "fashion_mnist_scenes/small",
     "moving_fashion_mnist": "moving_fashion_mnist/small",
+    "moving_fashion_mnist/openstl": "moving_fashion_mnist/openstl_small",
 }
 
 

@@ -105,6 +105,11 @@ TEXTBOOKS = {
     "lrcn": (_lrcn, 1.5),
     "convlstm_seg": (_convlstm_seg, 1.5),
     "convlstm_predict": (_convlstm_predict, 1.5),
+    # The 10 → 10 forecasters against the same stack, trained to map 10 frames to the next 10 at
+    # once (frame t of the output is frame t + 10): what keras-io's model does with equal-length
+    # clips. The entries run their recurrence on 4×4 patches, a 16th of the positions.
+    "convlstm_forecast": (_convlstm_predict, 1.5),
+    "predrnn": (_convlstm_predict, 1.5),
 }
 
 
