@@ -33,6 +33,7 @@ ENTRY_FIELDS = {
     "measured",
     "matmul_flops_per_s",
     "recurrence",
+    "tflite_profile",
 }
 RUNTIMES = {
     "predict",
@@ -106,6 +107,30 @@ def test_every_entry_has_a_textbook_to_bench_against(name):
         zoo.build(name, input_shape=model.input_shape[1:]).output_shape[1:]
     )
     assert bench.training_goal(card.architecture) >= 1.0
+
+
+def test_the_tflite_cost_profile_counts_each_ops_multiply_adds(tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    from kerasrv.bench import measure
+
+    rng = np.random.default_rng(0)
+    kernel = tf.constant(rng.normal(size=(3, 3, 2, 4)).astype("float32"))
+    weights = tf.constant(rng.normal(size=(100, 8)).astype("float32"))
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 5, 5, 2), tf.float32)])
+    def convolve_then_project(x):
+        y = tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME"))
+        return tf.matmul(tf.reshape(y, (1, 100)), weights)
+
+    function = convolve_then_project.get_concrete_function()
+    path = tmp_path / "model.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([function]).convert())
+    profile = measure.tflite_cost_profile(path)
+    # a 3×3×2 window for each of 5×5×4 outputs; 100 inputs for each of 8 outputs
+    assert profile["macs"] == {"CONV_2D": 5 * 5 * 4 * 3 * 3 * 2, "FULLY_CONNECTED": 100 * 8}
+    assert profile["ops"]["CONV_2D"] == profile["ops"]["FULLY_CONNECTED"] == 1
 
 
 def test_graph_flops_counts_what_the_layers_imply():

@@ -226,3 +226,47 @@ def recurrence(ops):
     if fused:
         return "fused: " + ", ".join(fused) + (" + unrolled steps" if unrolled else "")
     return "unrolled" if unrolled else "none"
+
+
+def tflite_cost_profile(path):
+    """Where a TFLite file's arithmetic is: multiply-accumulates and op count by op type.
+
+    Read from the file's own ops (no delegate, which would hide them behind DELEGATE nodes);
+    shapes are those of one sample (batch 1). MACs are
+    counted for the ops that multiply matrices (convolutions, fully connected, batch matmul,
+    the fused LSTM); every other op is counted, not costed. Beside a measured latency, this
+    says whether a file is bound by its arithmetic or by the number of ops it runs.
+
+    Returns:
+        {"macs": {op: MACs}, "ops": {op: count}}, each sorted by size, largest first.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(
+        model_path=str(path),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    interpreter.allocate_tensors()
+    shapes = {t["index"]: [int(d) for d in t["shape"]] for t in interpreter.get_tensor_details()}
+    macs, counts = collections.Counter(), collections.Counter()
+    for op in interpreter._get_ops_details():
+        name = op["op_name"]
+        counts[name] += 1
+        inputs = [shapes.get(i) for i in op["inputs"] if i >= 0]
+        outputs = [shapes.get(i) for i in op["outputs"] if i >= 0]
+        out = int(np.prod(outputs[0])) if outputs and outputs[0] is not None else 0
+        if name in ("CONV_2D", "CONV_3D", "FULLY_CONNECTED"):  # weights [out, ..., in]
+            macs[name] += out * int(np.prod(inputs[1][1:]))
+        elif name == "DEPTHWISE_CONV_2D":  # weights [1, kh, kw, channels]
+            macs[name] += out * int(np.prod(inputs[1][1:3]))
+        elif name == "TRANSPOSE_CONV":  # weights [out channels, kh, kw, in channels]
+            macs[name] += int(np.prod(inputs[2])) * int(np.prod(inputs[1][:3]))
+        elif name == "BATCH_MATMUL":
+            macs[name] += out * inputs[0][-1]
+        elif name == "UNIDIRECTIONAL_SEQUENCE_LSTM":  # input [b, t, in], output [b, t, units]
+            units, features = outputs[0][-1], inputs[0][-1]
+            macs[name] += int(np.prod(outputs[0][:2])) * 4 * units * (features + units)
+    return {
+        "macs": dict(macs.most_common()),
+        "ops": dict(counts.most_common()),
+    }

@@ -118,6 +118,10 @@ def bench_entry(name, quick=False, data_dir=None):
             variant: measure.recurrence(export.TFLiteModel(files[variant]).ops())
             for variant in ("tflite", "tflite_batch1", "tflite_int8")
         }
+        result["tflite_profile"] = {
+            variant: measure.tflite_cost_profile(files[variant])
+            for variant in ("tflite", "tflite_batch1")
+        }
         one = x[:1]
         big = np.repeat(x, -(-64 // batch), axis=0)[: 8 if quick else 64]
         inference = {}
