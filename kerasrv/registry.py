@@ -43,7 +43,9 @@ class Entry:
             and shifts of the training images; "erasing": random erasing too), and optionally
             label_smoothing, weight_decay (AdamW's decoupled decay) and ema_momentum (the
             weights validated and shipped are an exponential moving average of the trained
-            ones); see `Task.compile`.
+            ones); see `Task.compile`. train_split and validation_split name the tfds
+            splits of its own dataset (default: the first 90% of train, and the rest), e.g.
+            "train" for the final fit on every training example once a recipe is chosen.
     """
 
     name: str
@@ -73,6 +75,8 @@ RECIPE_KEYS = (
     "label_smoothing",
     "weight_decay",
     "ema_momentum",
+    "train_split",
+    "validation_split",
 )
 _ARCHITECTURES = {}
 _ENTRIES = {}

@@ -386,8 +386,10 @@ class Settings:
         precision: "float32", "mixed_float16" or "mixed_bfloat16".
         strategy: see `strategy_for`.
         jit_compile: compile train steps with XLA.
-        train_split: tfds split to train on (default: the first 90% of train).
-        validation_split: tfds split that picks the best epoch (default: the last 10%).
+        train_split: tfds split to train on (default: the entry's recipe, else the first 90%
+            of train).
+        validation_split: tfds split that picks the best epoch (default: the entry's recipe,
+            else the last 10% of train).
         verbose: `model.fit`'s progress-bar setting ("auto": a bar on a terminal, one line per
             epoch in a log).
     """
@@ -529,8 +531,11 @@ def prepare(
         elif input_shape is not None:
             card = _card_for_shape(entry, card, input_shape)
         holdout = 100 - VALIDATION_FRACTION
-        train_split = settings.train_split or f"train[:{holdout}%]"
-        validation_split = settings.validation_split or f"train[{holdout}%:]"
+        recipe = entry.recipe
+        train_split = settings.train_split or recipe.get("train_split") or f"train[:{holdout}%]"
+        validation_split = (
+            settings.validation_split or recipe.get("validation_split") or f"train[{holdout}%:]"
+        )
     run_name = card.name if frames is None else f"{entry.name}-frames{frames}"
     directory = Path(out) / run_name
     _claim(directory, overwrite)

@@ -330,3 +330,35 @@ def test_a_diverged_averaged_run_puts_back_finite_weights_and_their_average(tmp_
         )
     # the average went NaN with the weights; the guard restarted it from the checkpoint's
     assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_a_recipe_names_the_splits_and_the_command_line_overrides_them(
+    tmp_path, tfds_dir, monkeypatch
+):
+    """An entry whose recipe is fitted on every training example (the common last step once a
+    recipe is chosen on a held-out split) says so in its recipe, so `kerasrv train NAME`
+    repeats the shipped run; --train-split and --validation-split still decide when given."""
+    from kerasrv import registry
+
+    monkeypatch.setattr(registry, "_ENTRIES", dict(registry._ENTRIES))
+    monkeypatch.setattr(registry, "_DEFAULT_TAG", dict(registry._DEFAULT_TAG))
+    registry.register(
+        "row_rnn.allsplits",
+        task="classification",
+        dataset="fashion_mnist_local",
+        target="label",
+        class_names=None,
+        description="a recipe that trains on all of train, for this test",
+        recipe={"epochs": 1, "batch_size": 8, "train_split": "train", "validation_split": "test"},
+        input_shape=(28, 28, 1),
+        num_classes=10,
+    )
+    run = training.prepare("row_rnn.allsplits", out=tmp_path, data_dir=tfds_dir)
+    assert (run.train_split, run.validation_split) == ("train", "test")
+    assert run.train_ds.cardinality() == 60_000 // 8
+    given = training.Settings(train_split="train[:80]", validation_split="train[80:96]")
+    run = training.prepare("row_rnn.allsplits", given, out=tmp_path, data_dir=tfds_dir)
+    assert (run.train_split, run.validation_split) == ("train[:80]", "train[80:96]")
+    assert run.train_ds.cardinality() == 10
+    default = training.prepare("row_rnn.gru", out=tmp_path, data_dir=tfds_dir)
+    assert (default.train_split, default.validation_split) == ("train[:90%]", "train[90%:]")
