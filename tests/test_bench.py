@@ -169,3 +169,9 @@ def test_forward_macs_give_openstl_s_flops_at_its_model_sizes():
     convlstm = bench.forward_macs(convlstm_forecast(**openstl_size), clip)
     assert convlstm == pytest.approx(56.8e9, rel=1e-3)
     assert bench.forward_macs(predrnn(**openstl_size), clip) == pytest.approx(116.0e9, rel=1e-3)
+
+
+def test_the_row_rnn_textbook_is_as_wide_as_the_entry():
+    # row_rnn.lstm ships 2×LSTM(256); a 128-unit textbook made it look 3.5× slower to train
+    card = zoo.info("row_rnn.lstm")
+    assert bench.textbook(card).count_params() == zoo.build("row_rnn.lstm").count_params()

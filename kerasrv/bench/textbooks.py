@@ -22,14 +22,17 @@ def _renet_sweeps(x, units):
     return layers.Permute((2, 1, 3))(x)
 
 
-def _row_rnn(x, shape, classes):
+def _row_rnn(x, shape, classes, args):
+    # as wide as the entry: the throughput goal compares two ways of writing the same model,
+    # not two sizes of it
+    units = args.get("units", 128)
     x = layers.Reshape(shape[:1] + (shape[1] * shape[2],))(x)
-    x = layers.LSTM(128, return_sequences=True)(x)
-    x = layers.LSTM(128)(x)
+    x = layers.LSTM(units, return_sequences=True)(x)
+    x = layers.LSTM(units)(x)
     return layers.Dense(classes, activation="softmax")(x)
 
 
-def _cnn_lstm(x, shape, classes):
+def _cnn_lstm(x, shape, classes, args):
     for width in (32, 64):
         x = layers.Conv2D(width, 3, padding="same", activation="relu")(x)
         x = layers.Conv2D(width, 3, padding="same", activation="relu")(x)
@@ -40,7 +43,7 @@ def _cnn_lstm(x, shape, classes):
     return layers.Dense(classes, activation="softmax")(x)
 
 
-def _renet(x, shape, classes):
+def _renet(x, shape, classes, args):
     for _ in range(2):  # 2×2 patches, then the two sweeps
         h, w, c = x.shape[1:]
         x = layers.Reshape((h // 2, 2, w // 2, 2, c))(x)
@@ -52,7 +55,7 @@ def _renet(x, shape, classes):
     return layers.Dense(classes, activation="softmax")(x)
 
 
-def _reseg(x, shape, classes):
+def _reseg(x, shape, classes, args):
     skips = []
     for width in (32, 64):
         x = layers.Conv2D(width, 3, padding="same", activation="relu")(x)
@@ -66,7 +69,7 @@ def _reseg(x, shape, classes):
     return layers.Conv2D(classes, 1, activation="softmax")(x)
 
 
-def _lrcn(x, shape, classes):
+def _lrcn(x, shape, classes, args):
     for width in (16, 32, 64):
         x = layers.TimeDistributed(layers.Conv2D(width, 3, padding="same", activation="relu"))(x)
         x = layers.TimeDistributed(layers.MaxPooling2D())(x)
@@ -86,11 +89,11 @@ def _convlstm_stack(x):
     return x
 
 
-def _convlstm_seg(x, shape, classes):
+def _convlstm_seg(x, shape, classes, args):
     return layers.Conv3D(classes, 3, padding="same", activation="softmax")(_convlstm_stack(x))
 
 
-def _convlstm_predict(x, shape, classes):
+def _convlstm_predict(x, shape, classes, args):
     return layers.Conv3D(shape[-1], 3, padding="same", activation="sigmoid")(_convlstm_stack(x))
 
 
@@ -124,7 +127,7 @@ def _of(architecture):
 
 
 def textbook(card):
-    """The compiled textbook model for a card's architecture, input shape and classes.
+    """The compiled textbook model for a card's architecture, input shape, classes and widths.
 
     Raises:
         ValueError: the architecture has no textbook model.
@@ -133,7 +136,9 @@ def textbook(card):
     shape = tuple(card["input_shape"])
     inputs = keras.Input(shape)
     model = keras.Model(
-        inputs, body(inputs, shape, card["num_classes"]), name=f"textbook_{card['architecture']}"
+        inputs,
+        body(inputs, shape, card["num_classes"], card["builder_args"]),
+        name=f"textbook_{card['architecture']}",
     )
     task = tasks.get(card["task"])
     model.compile("adam", task.loss(), metrics=task.keras_metrics(model))
