@@ -122,6 +122,8 @@ def cmd_train(args):
             "--record-attempt records a recipe for the entry's own dataset and input: it takes "
             "no --data, --frames or --input-shape"
         )
+    if args.note and not args.record_attempt:
+        raise ValueError("--note describes a recorded attempt: use it with --record-attempt")
     if args.record_attempt or args.record_baseline:
         entry = zoo.get_entry(args.name).name
         run = Path(args.out) / (f"{entry}-frames{args.frames}" if args.frames else entry)
@@ -156,7 +158,8 @@ def cmd_train(args):
         if args.record_baseline:
             print(f"recorded in {training.record_baseline(card, run_directory)}")
         if args.record_attempt:
-            print(f"recorded in {training.record_attempt(card, run_directory)}")
+            recorded = training.record_attempt(card, run_directory, note=args.note)
+            print(f"recorded in {recorded}")
 
 
 def cmd_evaluate(args):
@@ -348,6 +351,9 @@ def build_parser():
         action="store_true",
         help="write this run's test metrics, command, epochs and wall time into the shipped "
         "entry's card, under attempts: a recipe tried and measured (train into another --out)",
+    )
+    p.add_argument(
+        "--note", help="with --record-attempt: what the recipe tries, in words, kept beside it"
     )
     p.add_argument("--train-split", help="tfds split to train on (default train[:90%%])")
     p.add_argument("--validation-split", help="split that picks the best epoch (train[90%%:])")

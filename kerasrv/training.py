@@ -823,11 +823,14 @@ def _check_split(card, data_dir):
     return CHECK_SPLIT
 
 
+FRESH = "fresh weights"
+
+
 def _started_from(run):
     """What the run's weights started as; a file is named with its sha256, which outlives the
     path (a warm restart from an entry's earlier weights stays traceable after they change)."""
     if run.start_from is None:
-        return "fresh weights"
+        return FRESH
     if run.start_from == "default":
         return run.entry.name
     return f"{run.start_from} (sha256 {artifacts.sha256(run.start_from)})"
@@ -920,12 +923,13 @@ def record_baseline(card, run_directory, name="single_frame"):
     return artifacts.update_record(directory, "baselines", baselines)
 
 
-def record_attempt(card, run_directory):
+def record_attempt(card, run_directory, note=None):
     """Appends a run's test metrics and how it was made to the shipped entry's `attempts`.
 
     An entry that misses its target says what else was tried and measured: each recipe run
     with `kerasrv train ... --record-attempt` (into a directory other than the shipped one)
-    leaves its metrics, command, epochs and wall time on the shipped card.
+    leaves its metrics, command, epochs and wall time on the shipped card, the weights it
+    started from (by sha256) and, given `note`, what the recipe tried, in words.
     """
     directory, record = _shipped_record(card, run_directory, "an attempt")
     attempt = {
@@ -941,6 +945,12 @@ def record_attempt(card, run_directory):
         "best_epoch": card.training["best_epoch"],
         "wall_time_s": card.training["wall_time_s"],
         "hardware": card.training["hardware"],
+        **(
+            {"started_from": card.training["started_from"]}
+            if card.training.get("started_from", FRESH) != FRESH
+            else {}
+        ),
+        **({"note": note} if note else {}),
     }
     attempts = [a for a in record.get("attempts") or [] if a["command"] != attempt["command"]]
     return artifacts.update_record(directory, "attempts", [*attempts, attempt])

@@ -64,7 +64,9 @@ def test_card_metrics_are_re_measured_from_the_weights(name, tfds_dir):
 # a retrained entry reaches its target this test fails and asks for the line to go.
 NOT_REACHED = {
     "convlstm_seg.moving": "6 epochs and a 6-epoch warm restart on 2 CPU cores: 0.677 mean IoU "
-    "(attempt: 8 more epochs at lr 5e-4, 0.685, its int8 file under the 0.95 IoU bar: 0.944)",
+    "(attempts: 8 more epochs at lr 5e-4, 0.685, its int8 file under the 0.95 IoU bar: 0.944; "
+    "the frame encoder started from a Fashion-MNIST classifier, 0.659 after 6 epochs against "
+    "0.655 from fresh weights)",
 }
 
 

@@ -192,6 +192,11 @@ def test_a_recorded_attempt_lands_on_the_shipped_card_and_never_on_itself(tmp_pa
         (models / "row_rnn.gru" / file).write_bytes((shipped / file).read_bytes())
     env = {"TFDS_DATA_DIR": tfds_dir, "KERASRV_MODELS_DIR": str(models)}
     args = ["train", "row_rnn.gru", "--epochs", "1", *QUICK, "--record-attempt"]
+    code, _, stderr = run_cli(*args[:-1], "--note", "x", "--out", tmp_path / "n", env=env)
+    assert code == 2 and len(stderr) == 1 and "--note describes a recorded attempt" in stderr[0]
+    start = tmp_path / "start.weights.h5"
+    start.write_bytes((shipped / artifacts.WEIGHTS_FILE).read_bytes())
+    args += ["--weights", str(start), "--note", "a warm restart from the shipped weights"]
     before = tree_digest(models)
     code, _, stderr = run_cli(*args, "--out", models, env=env)
     assert code == 2 and len(stderr) == 1 and "is the shipped row_rnn.gru itself" in stderr[0]
@@ -206,6 +211,8 @@ def test_a_recorded_attempt_lands_on_the_shipped_card_and_never_on_itself(tmp_pa
     assert attempt["wall_time_s"] == run["training"]["wall_time_s"]
     assert attempt["builder_args"] == run["builder_args"]  # what the command ran at the time
     assert attempt["augment"] == run["training"]["augment"]
+    assert attempt["started_from"] == f"{start} (sha256 {artifacts.sha256(start)})"
+    assert attempt["note"] == "a warm restart from the shipped weights"
     assert zoo.info("row_rnn.gru")["metrics"] == card["metrics"]  # the shipped metrics stay
 
 
