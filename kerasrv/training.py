@@ -531,10 +531,13 @@ def prepare(
         elif input_shape is not None:
             card = _card_for_shape(entry, card, input_shape)
         holdout = 100 - VALIDATION_FRACTION
-        recipe = entry.recipe
-        train_split = settings.train_split or recipe.get("train_split") or f"train[:{holdout}%]"
+        train_split = (
+            settings.train_split or entry.recipe.get("train_split") or f"train[:{holdout}%]"
+        )
         validation_split = (
-            settings.validation_split or recipe.get("validation_split") or f"train[{holdout}%:]"
+            settings.validation_split
+            or entry.recipe.get("validation_split")
+            or f"train[{holdout}%:]"
         )
     run_name = card.name if frames is None else f"{entry.name}-frames{frames}"
     directory = Path(out) / run_name
