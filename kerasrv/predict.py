@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasrv import tasks
-from kerasrv.data import files
+from kerasrv.data import files, preprocessing
 from kerasrv.data.idx import DatasetError
 
 
@@ -50,11 +50,12 @@ def predict_file(model, card, path, *, top_k=3, out=None):
             f"{path} is a{'n' if kind == 'image' else ''} {kind}; {card['name']} takes {wanted}s"
         )
     shape = tuple(card["input_shape"])
+    # the one preparation training and evaluate use (`kerasrv.data.preprocessing`)
     if task.video:
-        x = files.read_clip(path, shape)
+        x = preprocessing.clip_file(path, shape)
     else:
-        x = files.read_image(path, shape)
-    probabilities = np.asarray(model.predict_on_batch(x[None].astype("float32") / 255.0))[0]
+        x = preprocessing.image_file(path, shape)
+    probabilities = np.asarray(model.predict_on_batch(preprocessing.scale(x[None])))[0]
     names = card["class_names"]
     if not task.per_pixel:
         order = np.argsort(-probabilities)[:top_k]

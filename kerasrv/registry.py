@@ -46,6 +46,10 @@ class Entry:
             ones); see `Task.compile`. train_split and validation_split name the tfds
             splits of its own dataset (default: the first 90% of train, and the rest), e.g.
             "train" for the final fit on every training example once a recipe is chosen.
+            learning_rate is the peak of the cosine schedule (default: the task's). Video
+            entries may draw fresh_clips every epoch (`kerasrv.data.fresh_clips`); forecasters
+            may take given_frames_loss (`ForecastModel.given_frames_loss`) and teacher_forcing
+            = (start, share of the run) for scheduled sampling (`tasks.VideoPrediction`).
     """
 
     name: str
@@ -77,6 +81,10 @@ RECIPE_KEYS = (
     "ema_momentum",
     "train_split",
     "validation_split",
+    "learning_rate",
+    "fresh_clips",
+    "given_frames_loss",
+    "teacher_forcing",
 )
 _ARCHITECTURES = {}
 _ENTRIES = {}

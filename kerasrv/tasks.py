@@ -233,9 +233,14 @@ class Task:
     def keras_metrics(self, model):
         raise NotImplementedError
 
-    def callbacks(self, steps):
-        """Keras callbacks every training run of this task needs, for a run of `steps` batches."""
+    def callbacks(self, steps, recipe=None):
+        """Keras callbacks every training run of this task needs, for a run of `steps` batches
+        with the entry's `recipe` (a mapping of `kerasrv.registry.RECIPE_KEYS`)."""
         return []
+
+    def configure(self, model, recipe=None):
+        """Sets what the entry's `recipe` changes in how `model` trains (before `fit`)."""
+        return model
 
     # evaluation and parity
 
@@ -567,14 +572,22 @@ class VideoPrediction(_PredictsFrames):
 
         return [keras.metrics.MeanAbsoluteError(name="mae")]
 
-    def callbacks(self, steps):
+    def callbacks(self, steps, recipe=None):
         from kerasrv.layers import ScheduledSampling
 
         # PredRNN's schedule: the true future frames stand in for the model's own predictions
-        # with a probability falling linearly from 1 to 0, here over the first half of the run
-        # (PredRNN's code: 50,000 of 80,000 iterations), so the second half trains exactly
-        # what inference runs: a rollout on its own predictions.
-        return [ScheduledSampling(steps=steps // 2)]
+        # with a probability falling linearly from 1 to 0, by default over the first half of
+        # the run (PredRNN's code: 50,000 of 80,000 iterations), so the rest trains exactly
+        # what inference runs: a rollout on its own predictions. A recipe's
+        # `teacher_forcing` = (start, share of the run) changes it; a warm restart of a model
+        # that already rolls out starts lower.
+        start, share = (recipe or {}).get("teacher_forcing", (1.0, 0.5))
+        return [ScheduledSampling(steps=int(steps * share), start=start)]
+
+    def configure(self, model, recipe=None):
+        # PredRNN's loss over every step's prediction (`ForecastModel.given_frames_loss`)
+        model.given_frames_loss = bool((recipe or {}).get("given_frames_loss", False))
+        return model
 
     def measure(self, num_classes):
         return _VideoPredictionMeasure()

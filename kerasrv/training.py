@@ -548,6 +548,12 @@ def prepare(
     augment = recipe.get("augment", False)
 
     def batches(split, training):
+        if training and recipe.get("fresh_clips") and data is None and frames is None:
+            stored = data_module.load_split(card.dataset, split, data_dir)[0]
+            ds = data_module.fresh_clips(
+                card, int(stored.cardinality()), batch_size, seed=settings.seed, data_dir=data_dir
+            )
+            return ds.with_options(_sharded_by_data())
         ds = data_module.pipeline(
             card,
             split,
@@ -568,7 +574,11 @@ def prepare(
         settings=settings,
         epochs=epochs,
         batch_size=batch_size,
-        learning_rate=settings.learning_rate or tasks.get(card.task).learning_rate,
+        learning_rate=(
+            settings.learning_rate
+            or recipe.get("learning_rate")
+            or tasks.get(card.task).learning_rate
+        ),
         augment=augment,
         label_smoothing=recipe.get("label_smoothing", 0.0),
         weight_decay=recipe.get("weight_decay", 0.0),
@@ -722,6 +732,7 @@ def fit_run(run):
             label_smoothing=run.label_smoothing,
             ema_momentum=run.ema_momentum,
         )
+        task.configure(model, run.entry.recipe)
         if settings.jit_compile:
             model.jit_compile = True
     verbose = settings.verbose
@@ -740,7 +751,10 @@ def fit_run(run):
         mode=mode,
         patience=settings.patience,
         verbose=verbose,
-        callbacks=[*task.callbacks(run.epochs * steps), *averaging(run.ema_momentum)],
+        callbacks=[
+            *task.callbacks(run.epochs * steps, run.entry.recipe),
+            *averaging(run.ema_momentum),
+        ],
     )
     artifacts.write_json(run.checkpoints / FIT_DONE, {"epochs": run.epochs})
     return model, dist
@@ -812,8 +826,53 @@ def write_artifacts(run, model, dist, wall_time, resumed_at=0):
             "date": datetime.date.today().isoformat(),
         },
     )
+    card = card.replace(training={**card.training, **_legs(run, card.training)})
     artifacts.write_card(run.directory, card)
     return card
+
+
+def _leg(training):
+    """One leg of a model's training, as the legs of a warm-restarted model list it."""
+    keys = ("command", "started_from", "epochs_run", "wall_time_s", "precision", "date")
+    return {key: training.get(key) for key in keys}
+
+
+def _legs(run, training):
+    """Every leg the weights went through, when the run warm-restarts a trained model.
+
+    Training that outlives its machine (a run cut off every few hours, continued on another)
+    goes in legs: each starts from the weights the last one shipped, with a fresh optimizer
+    and schedule. When the weights a run starts from sit beside the card that made them (a
+    shipped entry, a run directory), that card's legs come before this one, and the card sums
+    the epochs and hours of all of them.
+    """
+    earlier = []
+    if run.start_from is not None:
+        source = (
+            artifacts.models_dir() / run.entry.name
+            if run.start_from == "default"
+            else Path(run.start_from).parent
+        )
+        weights = source / artifacts.WEIGHTS_FILE
+        try:
+            before = artifacts.read_json(source / artifacts.CARD_FILE)
+        except artifacts.CardError:
+            before = None
+        made_here = (
+            before is not None
+            and weights.exists()
+            and (run.start_from == "default" or Path(run.start_from).name == weights.name)
+            and (before.get("weights") or {}).get("sha256") == artifacts.sha256(weights)
+            and isinstance(before.get("training"), dict)
+        )
+        if made_here:
+            earlier = before["training"].get("legs") or [_leg(before["training"])]
+    legs = [*earlier, _leg(training)]
+    return {
+        "legs": legs,
+        "epochs_total": sum(leg["epochs_run"] or 0 for leg in legs),
+        "wall_time_total_s": round(sum(leg["wall_time_s"] or 0 for leg in legs), 1),
+    }
 
 
 def _check_split(card, data_dir):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers import call_cli, run_cli
 
-from kerasrv.data import DatasetError, files, samples
+from kerasrv.data import DatasetError, files, preprocessing, samples
 
 QUICK = ["--epochs", "1", "--batch-size", "16"]
 
@@ -52,16 +52,16 @@ def test_a_val_folder_is_the_held_out_split(folders, tmp_path):
 
 
 def test_clips_span_the_video_centred_or_at_an_offset():
-    assert list(files.clip_indices(40, 4)) == [4, 14, 24, 34]  # stride 10, centred
-    assert list(files.clip_indices(40, 4, offset=0.0)) == [0, 10, 20, 30]
-    assert list(files.clip_indices(40, 4, offset=0.99)) == [9, 19, 29, 39]
-    assert list(files.clip_indices(3, 5)) == [0, 1, 2, 2, 2]  # a short video repeats its end
+    assert list(preprocessing.clip_indices(40, 4)) == [4, 14, 24, 34]  # stride 10, centred
+    assert list(preprocessing.clip_indices(40, 4, offset=0.0)) == [0, 10, 20, 30]
+    assert list(preprocessing.clip_indices(40, 4, offset=0.99)) == [9, 19, 29, 39]
+    assert list(preprocessing.clip_indices(3, 5)) == [0, 1, 2, 2, 2]  # a short video repeats its end
 
 
 def test_a_clip_is_decoded_at_the_models_shape(folders):
     path = folders["videos"] / "east" / "0000.mp4"
-    rgb = files.read_clip(path, (8, 48, 40, 3))
-    grey = files.read_clip(path, (8, 48, 40, 1))
+    rgb = preprocessing.clip_file(path, (8, 48, 40, 3))
+    grey = preprocessing.clip_file(path, (8, 48, 40, 1))
     assert rgb.shape == (8, 48, 40, 3) and grey.shape == (8, 48, 40, 1)
     assert rgb.dtype == grey.dtype == np.uint8 and rgb.max() > 100
     # the item moves east: its centre of mass moves right along the clip
@@ -107,6 +107,46 @@ def test_a_file_that_cannot_be_used_is_named_in_one_line(kind, damage, message, 
 
 # --- the whole path: training in a subprocess as a user runs it, the later steps through the same
 # CLI in this process (each subprocess costs seconds of TensorFlow start-up) ---------------------
+
+
+def _from_pipeline(found, card, split):
+    """Every (input, target) of a split as the training and evaluation pipeline gives them."""
+    ds = files.dataset(found, card, split, 64, shuffle=False)
+    xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in ds))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+@pytest.mark.parametrize("kind, shape", [("images", (28, 28, 3)), ("videos", (6, 32, 32, 1))])
+def test_training_evaluate_and_predict_prepare_a_file_alike(kind, shape, tmp_path):
+    """Files of another size than the model's (45×45 photos, 50×50 clips): the resize is where
+    the paths once parted (predict used OpenCV's area filter, training TensorFlow's bilinear)."""
+    from kerasrv import predict
+
+    folder = samples.write(kind, tmp_path / kind, count=6, size=45 if kind == "images" else 50)
+    task = "video_classification" if kind == "videos" else "classification"
+    found = files.scan(folder, task, seed=0)
+    card = {"task": task, "input_shape": shape}
+    # a training clip starts at a random frame (temporal jitter); the rest is the same path
+    for split in ("validation",) if kind == "videos" else ("train", "validation"):
+        x, _ = _from_pipeline(found, card, split)
+        paths = [item[0] for item in found.split(split)]
+        reader = preprocessing.clip_file if kind == "videos" else preprocessing.image_file
+        alone = preprocessing.scale(np.stack([reader(path, shape) for path in paths]))
+        assert x.shape == (len(paths), *shape)
+        np.testing.assert_array_equal(x, alone)  # bit for bit
+    # predict's answer is the model's answer on the pipeline's input, in descending order
+    inputs = keras.Input(shape)
+    flat = keras.layers.Flatten()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(flat))
+    full = {**card, "class_names": found.class_names, "name": "probe"}
+    probabilities = model.predict_on_batch(x)
+    for path, p in zip(paths, probabilities):
+        answer = predict.predict_file(model, full, path, top_k=4)
+        names = [name for name, _ in answer["top"]]
+        assert names[0] == found.class_names[int(np.argmax(p))]
+        shares = [share for _, share in answer["top"]]
+        assert shares == sorted(shares, reverse=True)
+        np.testing.assert_allclose(shares, np.sort(p)[::-1], rtol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -14,12 +14,13 @@ Example:
 from kerasrv.data.builders import NAMES as BUILDERS
 from kerasrv.data.fine_tuning import coarse_fashion_mnist
 from kerasrv.data.idx import DatasetError, load_fashion_mnist
-from kerasrv.data.pipeline import arrays, load_split, pipeline, show
+from kerasrv.data.pipeline import arrays, fresh_clips, load_split, pipeline, show
 
 __all__ = [
     "BUILDERS",
     "arrays",
     "DatasetError",
+    "fresh_clips",
     "coarse_fashion_mnist",
     "load_fashion_mnist",
     "load_split",

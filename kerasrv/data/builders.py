@@ -88,7 +88,7 @@ class MovingConfig(tfds.core.BuilderConfig):
 
 
 class _BuiltFromFashionMnist(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """A builder whose example i of a split is `_example(example_rng(seed, split, i), ...)`.
+    """A builder whose example i of a split is `example(example_rng(seed, split, i), ...)`.
 
     The train split draws from Fashion-MNIST's train images only, the test split from its test
     images; the config gives the seed and the number of examples of each split. TFDS stores the
@@ -108,9 +108,9 @@ class _BuiltFromFashionMnist(tfds.core.GeneratorBasedBuilder, skip_registration=
         images, labels = load_fashion_mnist(split)
         for index in range(count):
             rng = synthesis.example_rng(self.builder_config.seed, split, index)
-            yield index, self._example(rng, images, labels)
+            yield index, self.example(rng, images, labels)
 
-    def _example(self, rng, images, labels):
+    def example(self, rng, images, labels):
         raise NotImplementedError
 
 
@@ -203,7 +203,7 @@ class MovingFashionMnist(_BuiltFromFashionMnist):
             citation=_CITATION,
         )
 
-    def _example(self, rng, images, labels):
+    def example(self, rng, images, labels):
         c = self.builder_config
         if c.recipe == "srivastava":
             return synthesis.srivastava_sequence(
@@ -266,7 +266,7 @@ class FashionMnistScenes(_BuiltFromFashionMnist):
             citation=_CITATION,
         )
 
-    def _example(self, rng, images, labels):
+    def example(self, rng, images, labels):
         c = self.builder_config
         return synthesis.scene(rng, images, labels, canvas=c.canvas, items=c.items)
 

@@ -39,8 +39,10 @@ import numpy as np
 import tensorflow as tf
 
 from kerasrv import tasks
+from kerasrv.data import preprocessing
 from kerasrv.data.augment import augmentation
 from kerasrv.data.idx import DatasetError
+from kerasrv.data.preprocessing import opencv
 
 IMAGE_SUFFIXES = (
     ".png",
@@ -51,14 +53,6 @@ IMAGE_SUFFIXES = (
 )  # what image_dataset_from_directory reads
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov")
 VALIDATION_FRACTION = 0.1
-
-
-def opencv():
-    """OpenCV, with FFmpeg's own log quiet: a file it cannot read gets our one-line error."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read when FFmpeg starts up
-    import cv2
-
-    return cv2
 
 
 LAYOUTS = {
@@ -329,66 +323,6 @@ def _check_video(item, num_classes):
 # --- reading ------------------------------------------------------------------------------------
 
 
-def clip_indices(count, frames, offset=None):
-    """Which frames of a video of `count` frames make a clip of `frames`.
-
-    The stride is count // frames (at least 1): the clip spans the video. `offset` None
-    centres the clip (evaluation); a number in [0, 1) places it (training draws it at random).
-    A video shorter than the clip repeats its last frame.
-    """
-    stride = max(1, count // frames)
-    span = stride * (frames - 1) + 1
-    room = max(0, count - span)
-    start = room // 2 if offset is None else int(offset * (room + 1))
-    return np.minimum(start + stride * np.arange(frames), count - 1)
-
-
-def read_clip(path, shape, offset=None):
-    """A clip (frames, height, width, channels) uint8 of a video file, resized to `shape`."""
-    cv2 = opencv()
-
-    frames, height, width, channels = shape
-    capture = cv2.VideoCapture(str(path))
-    try:
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        wanted = clip_indices(max(count, 1), frames, offset)
-        picked, last = {}, None
-        for index in range(int(wanted.max()) + 1):
-            if not capture.grab():
-                break
-            if index in wanted:
-                ok, frame = capture.retrieve()
-                if ok:
-                    picked[index] = last = frame
-        if last is None:
-            raise DatasetError(f"cannot read video {path}: no decodable frame")
-    finally:
-        capture.release()
-    clip = np.stack([_frame(picked.get(i, last), height, width, channels) for i in wanted])
-    return clip
-
-
-def _frame(frame, height, width, channels):
-    cv2 = opencv()
-
-    if frame.shape[:2] != (height, width):
-        frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-    if channels == 1:
-        return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)[..., None]
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-
-
-def read_image(path, shape):
-    """An image file as (height, width, channels) uint8 in the model's size and colour."""
-    cv2 = opencv()
-
-    height, width, channels = shape
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f"cannot read image {path}: not a readable image file")
-    return _frame(image, height, width, channels)
-
-
 _SLICE = re.compile(r"^(\w+)(?:\[(-?\d*):(-?\d*)\])?$")
 
 
@@ -434,7 +368,10 @@ def dataset(found, card, split, batch_size, *, shuffle=None, seed=0, augment=Fal
     elif task.per_pixel:
         ds = ds.map(lambda x, y: _image_and_mask(x, y, shape), num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        ds = ds.map(lambda x, y: (_image(x, shape), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(
+            lambda x, y: (preprocessing.image_file(x, shape), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     ds = ds.batch(batch_size)
     if augment:
         if task.video:
@@ -447,21 +384,10 @@ def dataset(found, card, split, batch_size, *, shuffle=None, seed=0, augment=Fal
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _image(path, shape):
-    """An image file decoded as `image_dataset_from_directory` does: bilinear resize, uint8."""
-    height, width, channels = shape
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    if channels == 1:
-        image = tf.image.rgb_to_grayscale(image)
-    image = tf.image.resize(image, (height, width))
-    image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-    return tf.ensure_shape(image, shape)
-
-
 def _image_and_mask(image_path, mask_path, shape):
     mask = tf.io.decode_image(tf.io.read_file(mask_path), channels=1, expand_animations=False)
     mask = tf.image.resize(mask, shape[:2], method="nearest")[..., 0]  # class ids stay ids
-    return _image(image_path, shape), tf.ensure_shape(tf.cast(mask, tf.uint8), shape[:2])
+    return preprocessing.image_file(image_path, shape), tf.ensure_shape(tf.cast(mask, tf.uint8), shape[:2])
 
 
 def _decoded_clips(ds, shape, training, seed):
@@ -472,11 +398,12 @@ def _decoded_clips(ds, shape, training, seed):
 
     def decode(path, offset):
         offset = float(offset) if training else None
-        return read_clip(path.decode(), shape, offset)
+        return preprocessing.decode_clip(path.decode(), shape[0], offset)
 
     def load(path, label):
         offset = tf.random.uniform([], seed=seed) if training else tf.constant(0.0)
         clip = tf.numpy_function(decode, [path, offset], tf.uint8, stateful=training)
-        return tf.ensure_shape(clip, shape), label
+        clip = tf.ensure_shape(clip, (shape[0], None, None, 3))  # the video's own size
+        return tf.ensure_shape(preprocessing.fit(clip, shape), shape), label
 
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)

@@ -301,6 +301,71 @@ def pipeline(
     return ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
+class _FreshClips:
+    """A generator of `count` new clips per pass, drawn by the builder's own recipe.
+
+    Pass e draws clip i from `np.random.default_rng([seed, FRESH_STREAM, e, i])`: every epoch
+    new clips, the same ones for the same seed and epoch. The stream id keeps them apart from
+    the stored splits' (`synthesis.example_rng`). A run resumed mid-way starts again at pass 0.
+    """
+
+    def __init__(self, builder, keys, count, seed):
+        from kerasrv.data.idx import load_fashion_mnist
+
+        self.builder, self.keys, self.count, self.seed = builder, keys, count, seed
+        self.images, self.labels = load_fashion_mnist("train")
+        self.passes = 0
+
+    def __call__(self):
+        epoch, self.passes = self.passes, self.passes + 1
+        for index in range(self.count):
+            rng = np.random.default_rng([self.seed, FRESH_STREAM, epoch, index])
+            example = self.builder.example(rng, self.images, self.labels)
+            yield tuple(example[key] for key in self.keys)
+
+
+FRESH_STREAM = 7  # apart from the stored splits' stream ids (synthesis.example_rng)
+
+
+def fresh_clips(source, count, batch_size, *, seed=0, data_dir=None):
+    """Training batches of clips made afresh every epoch, as OpenSTL's Moving MNIST loader does.
+
+    The card's dataset must be one of kerasrv's video builders; its config (canvas, frames,
+    items, recipe) draws `count` new clips from Fashion-MNIST's train images on every pass over
+    the dataset, where a stored split repeats the same clips each epoch. Test clips come from
+    the test images, so none of these is a test clip.
+
+    Args:
+        source: a card of a video model (`task`, `dataset`, `input_shape`).
+        count: clips per epoch.
+        batch_size: clips per batch.
+        seed: the clips' seed (with the epoch).
+        data_dir: TFDS data directory (only the builder's config is read).
+
+    Returns:
+        A `tf.data.Dataset` of (inputs, targets) of known cardinality.
+    """
+    task, dataset, target, _, num_classes = _spec_of(source, None, None, None)
+    builder = tfds.builder(dataset, data_dir=data_dir or os.environ.get("TFDS_DATA_DIR"))
+    if not (task.video and builder.name in builders.NAMES):
+        raise ValueError(
+            f"fresh clips are drawn by kerasrv's video builders, not for {dataset} ({task.name})"
+        )
+    keys = (task.input_name, target)
+    features = builder.info.features
+    signature = tuple(
+        tf.TensorSpec(features[key].shape, features[key].np_dtype) for key in keys
+    )
+    clips = _FreshClips(builder, keys, count, seed)
+    ds = tf.data.Dataset.from_generator(clips, output_signature=signature)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(count)).batch(batch_size)
+
+    def normalise(x, y):
+        return task.batch(x, y, num_classes=num_classes)
+
+    return ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
 def arrays(source, split, *, data_dir=None, dataset=None):
     """A split as numpy arrays (inputs, targets), in the dataset's order (no shuffling).
 

@@ -221,7 +221,9 @@ class Forecaster(keras.layers.Layer):
         x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
         return ops.reshape(x, (-1, steps, rows * p, columns * p, channels))
 
-    def call(self, frames, future=None, training=None):
+    def call(self, frames, future=None, training=None, every_step=False):
+        """Predicted frames; with `every_step`, the prediction of every step: frames 2..T_in of
+        the given ones as well as the T_out future ones (PredRNN's training loss covers all)."""
         channels = frames.shape[-1]
         given = self._fold(frames)
         true_future = self._fold(future) if future is not None and training else None
@@ -251,7 +253,7 @@ class Forecaster(keras.layers.Layer):
                 else:
                     x, (hidden[i], cells[i]) = cell(x, (hidden[i], cells[i]))
             previous = ops.sigmoid(self.to_frame(x))
-            if t >= steps_in - 1:
+            if every_step or t >= steps_in - 1:
                 predictions.append(previous)
         # float32 frames whatever the dtype policy, as the zoo's output layers give
         return ops.cast(self._unfold(ops.stack(predictions, axis=1), channels), "float32")
@@ -310,13 +312,25 @@ class ForecastModel(keras.Model):
     def _forecaster(self):
         return next(layer for layer in self.layers if isinstance(layer, Forecaster))
 
+    # PredRNN's and OpenSTL's training loss: the error of every step's next-frame prediction,
+    # the given frames 2..T_in as well as the future (19 frames for 10 → 10), which gives the
+    # cells a signal at every step. Set from the recipe (`given_frames_loss`) before fitting;
+    # validation, evaluation and the metrics see the future frames only.
+    given_frames_loss = False
+
     def train_step(self, data):
         import tensorflow as tf
 
         x, y = data[0], data[1]
         with tf.GradientTape() as tape:
-            y_pred = self._forecaster()(x, future=y, training=True)
-            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+            if self.given_frames_loss:
+                every = self._forecaster()(x, future=y, training=True, every_step=True)
+                target = ops.concatenate([ops.cast(x[:, 1:], every.dtype), y], axis=1)
+                loss = self.compute_loss(x=x, y=target, y_pred=every, training=True)
+                y_pred = every[:, -y.shape[1] :]
+            else:
+                y_pred = self._forecaster()(x, future=y, training=True)
+                loss = self.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
             scaled = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
