@@ -139,6 +139,7 @@ def cmd_train(args):
         jit_compile=args.jit_compile,
         train_split=args.train_split,
         validation_split=args.validation_split,
+        augment=args.augment,
     )
     card = training.train(
         args.name,
@@ -152,7 +153,15 @@ def cmd_train(args):
         command=shlex.join(["kerasrv", *args.argv]),
     )
     if card is not None:  # the chief reports; other workers only train
-        print(json.dumps({"name": card.name, "metrics": card.metrics}, indent=1))
+        measured_on = (
+            card.data["measured_on"] if card.data else f"{card.dataset}, split test"
+        )
+        print(
+            json.dumps(
+                {"name": card.name, "metrics": card.metrics, "measured_on": measured_on},
+                indent=1,
+            )
+        )
         run_directory = Path(args.out) / card.training["run"]
         print(f"artifacts: {run_directory}")
         if args.record_baseline:
@@ -337,6 +346,12 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--learning-rate", type=positive_float, help="peak rate of the cosine schedule")
     p.add_argument("--patience", type=positive_int, help="EarlyStopping patience (default: none)")
+    p.add_argument(
+        "--augment",
+        choices=("none", "shift", "flip", "erasing"),
+        help="random shifts; flips and shifts; random erasing too; or none (default: the "
+        "recipe's on the entry's data, shift for your images, none for clips)",
+    )
     p.add_argument(
         "--frames", type=positive_int, help="video entries: train on the first N frames only"
     )

@@ -140,3 +140,23 @@ def per_entry(names):
         name if in_the_default_run(name) else pytest.param(name, marks=pytest.mark.slow, id=name)
         for name in names
     ]
+
+
+def write_digits(out):
+    """scikit-learn's 1,797 handwritten digits (8×8, 0–16) as a user's folder of grey PNGs:
+    out/train/<digit>/<n>.png (1,437) and out/test/<digit>/<n>.png (360), split as
+    `train_test_split(test_size=0.2, random_state=0)` splits them. Real data nobody here made,
+    shipped inside scikit-learn (no download)."""
+    import cv2
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = np.round(digits.images * (255 / 16)).astype(np.uint8)
+    parts = train_test_split(images, digits.target, test_size=0.2, random_state=0)
+    for split, x, y in (("train", parts[0], parts[2]), ("test", parts[1], parts[3])):
+        for n, (image, label) in enumerate(zip(x, y)):
+            folder = out / split / str(label)
+            folder.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(folder / f"{n:04d}.png"), image)
+    return out

@@ -1,8 +1,9 @@
 """Augmentation of image batches: random horizontal flips and shifts (masks move with images),
 and random erasing for classifiers.
 
-An entry's recipe names its augmentation (`augment`): True for flips and shifts, "erasing" for
-flips, shifts and random erasing; `augmentation(augment)` is the batch function of either.
+An entry's recipe (or `kerasrv train --augment`) names its augmentation, one of AUGMENTATIONS:
+"shift", "flip" (flips and shifts), "erasing" (flips, shifts and random erasing) or "none";
+`augmentation(augment)` is the batch function of each.
 """
 
 import math
@@ -17,7 +18,7 @@ ERASE_AREA = (0.02, 0.4)
 ERASE_ASPECT = (0.3, 1 / 0.3)
 
 
-def flip_and_shift(x, y):
+def flip_and_shift(x, y, flips=True):
     """Random horizontal flips and shifts of up to AUGMENT_SHIFT pixels (zeros fill in).
 
     Works on a whole batch, each example drawing its own flip and shift, and moves the masks of
@@ -28,8 +29,9 @@ def flip_and_shift(x, y):
     segmentation = y.shape.rank >= 3
     stacked = tf.concat([x, tf.cast(y[..., None], x.dtype)], -1) if segmentation else x
     batch, height, width = tf.shape(stacked)[0], stacked.shape[1], stacked.shape[2]
-    flip = tf.random.uniform([batch]) < 0.5
-    stacked = tf.where(flip[:, None, None, None], tf.reverse(stacked, [2]), stacked)
+    if flips:
+        flip = tf.random.uniform([batch]) < 0.5
+        stacked = tf.where(flip[:, None, None, None], tf.reverse(stacked, [2]), stacked)
     shift = AUGMENT_SHIFT
     padded = tf.pad(stacked, [[0, 0], [shift, shift], [shift, shift], [0, 0]])
     rows = tf.random.uniform([batch, 1], 0, 2 * shift + 1, tf.int32) + tf.range(height)
@@ -76,13 +78,38 @@ def _flip_shift_and_erase(x, y):
     return random_erasing(*flip_and_shift(x, y))
 
 
-def augmentation(augment):
-    """The batch function of a recipe's `augment`: True (flips and shifts) or "erasing" (flips,
-    shifts and random erasing)."""
+# The names `--augment` and a recipe's `augment` take. True (a recipe's older spelling) is
+# "flip"; False and None are "none".
+AUGMENTATIONS = ("none", "shift", "flip", "erasing")
+
+
+def augmentation_name(augment):
+    """A recipe's or the command line's `augment` as one of AUGMENTATIONS."""
+    if augment in (None, False, "none"):
+        return "none"
     if augment is True:
-        return flip_and_shift
-    if augment == "erasing":
-        return _flip_shift_and_erase
+        return "flip"
+    if augment in AUGMENTATIONS:
+        return augment
     raise ValueError(
-        f"augment is True (flips and shifts) or 'erasing' (and random erasing), got {augment!r}"
+        f"augment is one of {', '.join(AUGMENTATIONS)} (shift: random shifts of up to "
+        f"{AUGMENT_SHIFT} pixels; flip: horizontal flips too; erasing: random erasing too), got "
+        f"{augment!r}"
     )
+
+
+def shift(x, y):
+    """Random shifts of up to AUGMENT_SHIFT pixels, no flips: for data a mirror changes
+    (digits, text, arrows)."""
+    return flip_and_shift(x, y, flips=False)
+
+
+def augmentation(augment):
+    """The batch function of an `augment` setting (see AUGMENTATIONS), or None for "none"."""
+    name = augmentation_name(augment)
+    return {
+        "none": None,
+        "shift": shift,
+        "flip": flip_and_shift,
+        "erasing": _flip_shift_and_erase,
+    }[name]

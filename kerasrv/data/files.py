@@ -75,6 +75,9 @@ class Found:
         test: test items (a test/ folder), or None.
         seed: the seed of the held-out rule.
         channels: 3 when any image or video has colour, else 1.
+        size: (height, width) of every image or video frame when they all share one (and the
+            files were checked), else None.
+        test_held_out: the test items are a seeded 10% of the training files (no test/).
     """
 
     path: Path
@@ -85,6 +88,8 @@ class Found:
     test: list | None
     seed: int
     channels: int
+    size: tuple | None = None
+    test_held_out: bool = False
 
     def split(self, name):
         """The items of "train", "validation" or "test" (the held-out split without test/)."""
@@ -98,13 +103,15 @@ class Found:
 
     def record(self):
         """What a card records of the data a model was trained on."""
-        if self.test is not None:
+        if self.test_held_out:
+            measured_on = f"the last 10% of the training files shuffled with seed {self.seed}"
+        elif self.test is not None:
             measured_on = "test/"
         elif _split_dirs(self.path)[1] is not None:
             measured_on = "val/"
         else:
             measured_on = f"the last 10% of the files shuffled with seed {self.seed}"
-        return {
+        record = {
             "path": str(self.path),
             "layout": self.layout,
             "seed": self.seed,
@@ -113,6 +120,9 @@ class Found:
             "test": len(self.test) if self.test is not None else None,
             "measured_on": measured_on,
         }
+        if self.test_held_out:  # read back by `kerasrv.data.pipeline`; older cards lack it
+            record["test_held_out"] = True
+        return record
 
 
 def _split_dirs(path):
@@ -124,8 +134,14 @@ def _split_dirs(path):
     return train, val, test
 
 
-def _held_out(items, seed):
-    """Keras' rule (`image_dataset_from_directory`): shuffle with the seed, hold out the end."""
+def _held_out(items, seed, shares=1):
+    """Keras' rule (`image_dataset_from_directory`), for `shares` held-out parts: shuffle
+    with the seed, hold out the last 10% (then the 10% before it, ...).
+
+    Returns:
+        [kept items, the first held-out part, ...]: with shares=2, (train, validation, test)
+        where test is the last 10% and validation the 10% before it.
+    """
     items = list(items)
     order = np.random.RandomState(seed).permutation(len(items))
     items = [items[i] for i in order]
@@ -135,13 +151,17 @@ def _held_out(items, seed):
             f"{len(items)} files are too few to hold 10% out for validation: add more, or a "
             f"val/ folder beside a train/ folder"
         )
-    return items[:-held], items[-held:]
+    parts = [items[len(items) - held :]]
+    for _ in range(shares - 1):
+        rest = len(items) - held * len(parts)
+        parts.insert(0, items[rest - held : rest])
+    return [items[: len(items) - held * shares], *parts]
 
 
 # --- scanning and checking -----------------------------------------------------------------------
 
 
-def scan(path, task, *, seed=0, class_names=None, check=True):
+def scan(path, task, *, seed=0, class_names=None, check=True, hold_out_test=True):
     """Reads and checks a data folder for a task.
 
     Args:
@@ -152,6 +172,9 @@ def scan(path, task, *, seed=0, class_names=None, check=True):
             the folder must hold these.
         check: read every file once to check it (off: list them only, for a folder that was
             checked when its model was trained).
+        hold_out_test: with no test/ folder, hold a seeded 10% of the training files out as the
+            test split, so the split that picks the best epoch is not the one reported (False:
+            the validation files are the test split too, as runs made before this did).
 
     Returns:
         A `Found`.
@@ -176,20 +199,24 @@ def scan(path, task, *, seed=0, class_names=None, check=True):
         suffixes = VIDEO_SUFFIXES if task.video else IMAGE_SUFFIXES
         read = functools.partial(_class_folders, suffixes=suffixes, known=class_names)
     names, items = read(pool)
+    test = read(test_dir, expect=names)[1] if test_dir is not None else None
+    carve_test = test is None and hold_out_test
     if val_dir is not None:
-        train = items
         _, validation = read(val_dir, expect=names)
+        train, test = _held_out(items, seed) if carve_test else (items, test)
+    elif carve_test:
+        train, validation, test = _held_out(items, seed, shares=2)
     else:
         train, validation = _held_out(items, seed)
-    test = read(test_dir, expect=names)[1] if test_dir is not None else None
     everything = [*train, *validation, *(test or [])] if check or names is None else []
     checker = _check_video if task.video else _check_pair if task.per_pixel else _check_image
     count = len(names) if names else None
     with ThreadPoolExecutor(max(2, os.cpu_count() or 1)) as workers:
         checked = list(workers.map(lambda item: checker(item, count), everything))
-    colours = [c for c, _ in checked]
+    colours = [c for c, _, _ in checked]
     if names is None:  # masks without classes.txt: the classes their ids reach
-        names = [f"class_{i}" for i in range(max(2, max(m for _, m in checked) + 1))]
+        names = [f"class_{i}" for i in range(max(2, max(m for _, m, _ in checked) + 1))]
+    sizes = {tuple(int(side) for side in size) for _, _, size in checked}
     return Found(
         path=path.resolve(),
         layout=LAYOUTS[task.name],
@@ -199,6 +226,8 @@ def scan(path, task, *, seed=0, class_names=None, check=True):
         test=test,
         seed=seed,
         channels=3 if any(c == 3 for c in colours) else 1,
+        size=sizes.pop() if len(sizes) == 1 else None,
+        test_held_out=carve_test,
     )
 
 
@@ -271,7 +300,8 @@ def _check_image(item, num_classes):
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise DatasetError(f"cannot read image {path}: not a readable image file")
-    return (3 if image.ndim == 3 and image.shape[-1] >= 3 and _coloured(image) else 1), None
+    colour = 3 if image.ndim == 3 and image.shape[-1] >= 3 and _coloured(image) else 1
+    return colour, None, image.shape[:2]
 
 
 def _coloured(image):
@@ -283,7 +313,7 @@ def _check_pair(item, num_classes):
     cv2 = opencv()
 
     image_path, mask_path = item
-    channels, _ = _check_image((image_path,), num_classes)
+    channels, _, size = _check_image((image_path,), num_classes)
     mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
     if mask is None or mask.size == 0:
         raise DatasetError(f"cannot read mask {mask_path}: not a readable image file")
@@ -302,7 +332,7 @@ def _check_pair(item, num_classes):
             f"mask {mask_path} holds class id {int(mask.max())}, but there are {num_classes} "
             f"classes (0–{num_classes - 1})"
         )
-    return channels, int(mask.max())
+    return channels, int(mask.max()), size
 
 
 def _check_video(item, num_classes):
@@ -317,7 +347,7 @@ def _check_video(item, num_classes):
         capture.release()
     if not ok or frame is None or count < 1:
         raise DatasetError(f"cannot read video {path}: no decodable frame")
-    return (3 if _coloured(frame) else 1), None
+    return (3 if _coloured(frame) else 1), None, frame.shape[:2]
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -345,8 +375,8 @@ def dataset(found, card, split, batch_size, *, shuffle=None, seed=0, augment=Fal
         batch_size: examples per batch.
         shuffle: shuffle the files (default: for the train split).
         seed: shuffling and clip-offset seed.
-        augment: True for random flips and shifts (image tasks), "erasing" for random
-            erasing too (classifiers); see `kerasrv.data.augment`.
+        augment: one of `kerasrv.data.augment.AUGMENTATIONS` (image tasks), or True ("flip"),
+            False ("none").
 
     Returns:
         A `tf.data.Dataset` of (inputs float32 in [0, 1], targets), as `pipeline` gives.
@@ -373,10 +403,11 @@ def dataset(found, card, split, batch_size, *, shuffle=None, seed=0, augment=Fal
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     ds = ds.batch(batch_size)
-    if augment:
+    augment = augmentation(augment)
+    if augment is not None:
         if task.video:
             raise ValueError(f"augment= applies to image tasks, not to a {task.name} model")
-        ds = ds.map(augmentation(augment), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     classes = len(found.class_names)
     ds = ds.map(
         lambda x, y: task.batch(x, y, num_classes=classes), num_parallel_calls=tf.data.AUTOTUNE

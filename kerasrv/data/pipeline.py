@@ -205,10 +205,11 @@ def pipeline(
         seed: shuffling seed.
         frames: keep only the first `frames` frames of each clip (video classification and
             segmentation), e.g. 1 for a single-frame baseline.
-        augment: True for random horizontal flips and shifts of up to `AUGMENT_SHIFT` pixels,
-            for training image classifiers and segmenters (a mask moves with its image);
-            "erasing" adds random erasing, for classifiers (`kerasrv.data.augment`). Videos
-            are never augmented: a flip would change their motion labels.
+        augment: one of `kerasrv.data.augment.AUGMENTATIONS` ("shift", "flip": random
+            horizontal flips and shifts of up to `AUGMENT_SHIFT` pixels, for training image
+            classifiers and segmenters, a mask moving with its image; "erasing": random
+            erasing too, for classifiers), or True ("flip"), False or "none". Videos are never
+            augmented: a flip would change their motion labels.
         data_dir: TFDS data directory.
 
     Returns:
@@ -233,6 +234,7 @@ def pipeline(
             seed=folder["seed"],
             class_names=source["class_names"],
             check=False,
+            hold_out_test=folder.get("test_held_out", False),
         )
         return files.dataset(
             found,
@@ -286,13 +288,14 @@ def pipeline(
         count = int(ds.cardinality())
         buffer = count if 0 < count <= SHUFFLE_BUFFER else SHUFFLE_BUFFER
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    if augment and task.video:
+    augment = augmentation(augment)
+    if augment is not None and task.video:
         raise ValueError(f"augment= applies to image tasks, not to a {task.name} entry")
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if augment:
-        ds = ds.map(augmentation(augment), num_parallel_calls=tf.data.AUTOTUNE)
+    if augment is not None:
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     classes = num_classes or getattr(features[target], "num_classes", None)
 
     def normalise(x, y):
