@@ -15,14 +15,28 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"
 
-# Importing the layers registers them with Keras: a .keras file of an entry then loads.
-from kerasrv import artifacts, layers, registry, tasks, zoo  # noqa: E402
-
 __all__ = ["artifacts", "layers", "registry", "tasks", "zoo", "__version__"]
+
+
+def _the_command_line():
+    """Whether this process is the `kerasrv` console script."""
+    import sys
+
+    return os.path.basename(getattr(sys.modules.get("__main__"), "__file__", None) or "") in (
+        "kerasrv",
+        "kerasrv.exe",
+    )
+
+
+# Importing the layers registers them with Keras: a .keras file of an entry then loads after
+# `import kerasrv`. The `kerasrv` command loads them (and TensorFlow) in the commands that need
+# them, so `kerasrv --help` needs no TensorFlow and its start-up log lines can be silenced.
+if not _the_command_line():
+    from kerasrv import artifacts, layers, registry, tasks, zoo  # noqa: E402
 
 # The heavier parts (tensorflow-datasets, the TFLite converter) load on first use:
 # `kerasrv.data.pipeline(...)` works after a bare `import kerasrv`.
-_LAZY = ("data", "evaluation", "export", "training", "bench", "pictures")
+_LAZY = (*__all__[:-1], "data", "evaluation", "export", "training", "bench", "pictures")
 
 
 def __getattr__(name):

@@ -17,7 +17,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from kerasrv import artifacts, registry, zoo
+# Only the standard library at the top: TensorFlow, Keras and the zoo load inside the commands
+# that need them (quietly: `_load_tensorflow`), so `kerasrv --help` answers at once.
 
 # --- argument types: a count or size is checked where it is read ---------------------------------
 
@@ -79,6 +80,8 @@ def _format_metrics(metrics):
 
 
 def cmd_list(args):
+    from kerasrv import artifacts, registry, zoo
+
     names = zoo.list_models(args.pattern)
     rows = [("name", "task", "input", "metrics")]
     for name in names:
@@ -95,6 +98,8 @@ def cmd_list(args):
 
 
 def cmd_info(args):
+    from kerasrv import zoo
+
     print(json.dumps(zoo.info(args.name).to_dict(), indent=2))
 
 
@@ -111,7 +116,7 @@ def cmd_data_folder(args):
 
 
 def cmd_train(args):
-    from kerasrv import training
+    from kerasrv import training, zoo
 
     if args.record_baseline and args.frames != 1:
         raise ValueError(
@@ -153,9 +158,7 @@ def cmd_train(args):
         command=shlex.join(["kerasrv", *args.argv]),
     )
     if card is not None:  # the chief reports; other workers only train
-        measured_on = (
-            card.data["measured_on"] if card.data else f"{card.dataset}, split test"
-        )
+        measured_on = card.data["measured_on"] if card.data else f"{card.dataset}, split test"
         print(
             json.dumps(
                 {"name": card.name, "metrics": card.metrics, "measured_on": measured_on},
@@ -172,7 +175,7 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from kerasrv import evaluation
+    from kerasrv import evaluation, zoo
 
     model, card = zoo.resolve(args.target)
     if args.data:  # another folder of the same classes
@@ -190,7 +193,7 @@ def cmd_evaluate(args):
 
 
 def cmd_export(args):
-    from kerasrv import data, export
+    from kerasrv import artifacts, data, export, zoo
 
     formats = export.check_formats(f.strip() for f in args.format.split(",") if f.strip())
     model, card = zoo.resolve(args.target)
@@ -246,10 +249,10 @@ def with_data(card, path):
 
 
 def cmd_predict(args):
-    from kerasrv import predict
+    from kerasrv import predict, zoo
 
     model, card = zoo.resolve(args.target)
-    for path in args.files:
+    for path in predict.files_in(args.files):
         answer = predict.predict_file(model, card, path, top_k=args.top_k, out=args.out)
         if "mask" in answer:
             print(f"{path}: mask {answer['mask']} ({answer['summary']})")
@@ -287,16 +290,30 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+VERBOSE_HELP = "show TensorFlow's own log lines (silenced unless TF_CPP_MIN_LOG_LEVEL is set)"
+
+
+class _Command(_Parser):
+    """A subcommand's parser: takes --verbose after the command too."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+        )
+
+
 TARGET = "zoo name, run directory written by `kerasrv train`, or .keras file"
 
 
 def build_parser():
-    from kerasrv.training import PRECISIONS, STRATEGIES
+    from kerasrv.registry import PRECISIONS, STRATEGIES
 
     parser = _Parser(
         prog="kerasrv", description="A model zoo of recurrent vision models for Keras 3."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Command)
 
     p = commands.add_parser("list", help="the zoo's entries as a table")
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. '*lstm*'")
@@ -394,7 +411,9 @@ def build_parser():
         "beside it (or into --out).",
     )
     p.add_argument("target", help=TARGET)
-    p.add_argument("files", nargs="+", help="image or video files")
+    p.add_argument(
+        "files", nargs="+", help="image or video files, or folders of them (read recursively)"
+    )
     p.add_argument("--top-k", type=positive_int, default=3, help="classes to print (default 3)")
     p.add_argument("--out", default=None, help="folder for the mask PNGs (default: beside)")
     p.set_defaults(run=cmd_predict)
@@ -465,6 +484,7 @@ def build_parser():
 
 def _user_errors():
     """The exceptions that mean the user's input or environment, not a bug of ours."""
+    from kerasrv import artifacts, registry
     from kerasrv.data.idx import DatasetError
 
     return (
@@ -477,20 +497,56 @@ def _user_errors():
     )
 
 
+def _load_tensorflow(verbose):
+    """Imports TensorFlow with its C++ start-up lines (oneDNN, CPU features, absl's "before
+    InitializeLog" notice) and later INFO and WARNING logs silenced, unless `verbose` or the
+    user set TF_CPP_MIN_LOG_LEVEL. The start-up lines are written before TensorFlow reads any
+    setting, so the process's stderr is pointed at /dev/null while it loads."""
+    if verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+        import tensorflow  # noqa: F401
+
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)  # tfds' deprecation notes, say
+    tensorflow.get_logger().setLevel("ERROR")
+
+
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def one_line(error):
+    """An error's message as one line, without the terminal colour codes Keras adds."""
+    return " ".join(_COLOUR.sub("", str(error)).split()) or type(error).__name__
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    _load_tensorflow(args.verbose)
+    from kerasrv import zoo
+
     before = warnings.showwarning
 
-    def one_line(message, category, filename, lineno, file=None, line=None):
+    def shown(message, category, filename, lineno, file=None, line=None):
         # kerasrv's own notes (weights adapted to an input shape) as one line, not source
         if issubclass(category, zoo.WeightsAdaptedWarning):
             print(f"kerasrv: note: {message}", file=file or sys.stderr)
         else:
             before(message, category, filename, lineno, file, line)
 
-    warnings.showwarning = one_line
+    warnings.showwarning = shown
     try:
         args.run(args)
     except Exception as error:
@@ -502,8 +558,7 @@ def main(argv=None):
             print(f"kerasrv {args.command}: {error}", file=sys.stderr)
             return 1
         if isinstance(error, _user_errors()):
-            message = " ".join(str(error).split()) or type(error).__name__
-            print(f"kerasrv {args.command}: error: {message}", file=sys.stderr)
+            print(f"kerasrv {args.command}: error: {one_line(error)}", file=sys.stderr)
             return 2
         raise
     finally:

@@ -15,6 +15,38 @@ from kerasrv import tasks
 from kerasrv.data import files, preprocessing
 from kerasrv.data.idx import DatasetError
 
+MASK_SUFFIX = ".mask.png"  # what predict writes beside an image
+
+
+def files_in(paths):
+    """The files to predict on: each path that is a file, and the image and video files under
+    each folder (recursively, sorted; masks predict wrote earlier left out).
+
+    Raises:
+        DatasetError: a path that does not exist, or a folder with no image or video file.
+    """
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            inside = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in (*files.IMAGE_SUFFIXES, *files.VIDEO_SUFFIXES)
+                and not p.name.endswith(MASK_SUFFIX)
+            )
+            if not inside:
+                raise DatasetError(
+                    f"{path} is a folder with no image or video file (expected files ending in "
+                    f"{', '.join((*files.IMAGE_SUFFIXES, *files.VIDEO_SUFFIXES))})"
+                )
+            found.extend(inside)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise DatasetError(f"no such file or folder: {path}")
+    return found
+
 
 def predict_file(model, card, path, *, top_k=3, out=None):
     """Runs a classification or segmentation model on one image or video file.
@@ -71,7 +103,7 @@ def _write_mask(path, mask, names, out):
     mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
     folder = Path(out) if out else path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{path.stem}.mask.png"
+    target = folder / f"{path.stem}{MASK_SUFFIX}"
     if not cv2.imwrite(str(target), mask):
         raise OSError(f"cannot write {target}")
     counts = np.bincount(mask.ravel(), minlength=len(names))

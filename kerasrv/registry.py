@@ -86,6 +86,10 @@ RECIPE_KEYS = (
     "given_frames_loss",
     "teacher_forcing",
 )
+# The choices of `kerasrv train --precision` and `--strategy` (`kerasrv.training.Settings`),
+# here so the command line can offer them without loading TensorFlow.
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 _ARCHITECTURES = {}
 _ENTRIES = {}
 _DEFAULT_TAG = {}

@@ -39,9 +39,8 @@ from kerasrv import data as data_module
 from kerasrv.data import files
 from kerasrv.data.augment import augmentation_name
 from kerasrv.data.idx import DatasetError
+from kerasrv.registry import PRECISIONS, STRATEGIES
 
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 VALIDATION_FRACTION = 10  # percent of the train split held out for model selection
 CHECK_EXAMPLES = 500
 CHECK_SPLIT = f"test[:{CHECK_EXAMPLES}]"

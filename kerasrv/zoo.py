@@ -106,9 +106,19 @@ def build(name, *, num_classes=None, input_shape=None):
     input_shape = _checked_input_shape(input_shape, entry)
     if num_classes is not None:
         args["num_classes"] = num_classes
-    if input_shape is not None:
-        args["input_shape"] = input_shape
-    return entry.builder(**args)
+    if input_shape is None:
+        return entry.builder(**args)
+    args["input_shape"] = input_shape
+    try:
+        return entry.builder(**args)
+    except ValueError as error:
+        if "output size would be zero or negative" not in str(error):
+            raise
+        raise ValueError(
+            f"{entry.name} cannot read input_shape {input_shape}: its pooling and strides "
+            f"shrink it below one pixel (the entry's is "
+            f"{tuple(entry.args['input_shape'])})"
+        ) from None
 
 
 # --- loading ------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import tensorflow as tf
@@ -82,6 +83,11 @@ def test_evaluate_prints_the_metrics_and_writes_pictures(tmp_path, tfds_dir, mon
         (["info", "cnn_lsmt"], "unknown model 'cnn_lsmt'; did you mean cnn_lstm"),
         (["evaluate", "no/such/run"], "no/such/run is neither a zoo name, a run directory"),
         (["data", "show", "nosuch"], "unknown dataset 'nosuch': kerasrv's own are"),
+        (
+            ["train", "cnn_lstm", "--input-shape", "2,2,1", "--out", "unused"],
+            "cnn_lstm.fmnist cannot read input_shape (2, 2, 1): its pooling and strides",
+        ),
+        (["predict", "cnn_lstm", "no/such/folder"], "no such file or folder: no/such/folder"),
     ],
 )
 def test_user_errors_are_one_line_and_status_2(args, expected):
@@ -89,7 +95,61 @@ def test_user_errors_are_one_line_and_status_2(args, expected):
     assert code == 2, stderr
     assert len(stderr) == 1 and expected in stderr[0], stderr
     assert stderr[0].startswith(f"kerasrv {args[0]}")
-    assert "Traceback" not in stderr[0]
+    assert "Traceback" not in stderr[0] and "\x1b" not in stderr[0]  # no colour codes
+
+
+def test_an_error_message_loses_keras_colour_codes():
+    error = ValueError("Exception encountered when calling \x1b[1mMaxPooling2D\x1b[0m.call().")
+    assert cli.one_line(error) == "Exception encountered when calling MaxPooling2D.call()."
+
+
+def _command(*args, python=(), env=None):
+    """The installed `kerasrv` console script, as a user types it."""
+    import os
+
+    script = shutil.which("kerasrv", path=str(Path(sys.executable).parent))
+    return subprocess.run(
+        [sys.executable, *python, script, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        # a user's shell, where TF_CPP_MIN_LOG_LEVEL is not set (conftest sets it for the tests)
+        env={**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}, **(env or {})},
+    )
+
+
+def test_help_and_list_write_nothing_on_stderr_and_help_loads_no_tensorflow():
+    for args in (["--help"], ["train", "--help"], ["list"]):
+        done = _command(*args)
+        assert done.returncode == 0 and done.stderr == "", (args, done.stderr[-2000:])
+    assert "cnn_lstm.fmnist" in done.stdout
+    # -X importtime lists every module imported, on stderr
+    imported = _command("--help", python=("-X", "importtime")).stderr
+    assert (
+        "kerasrv.cli" in imported
+        and "tensorflow" not in imported
+        and "keras" not in (imported.replace("kerasrv", ""))
+    )
+
+
+def test_verbose_or_tf_cpp_min_log_level_leave_tensorflows_lines_alone():
+    quiet = _command("info", "row_rnn.gru")
+    for loud in (
+        _command("info", "row_rnn.gru", "--verbose"),
+        _command("info", "row_rnn.gru", env={"TF_CPP_MIN_LOG_LEVEL": "0"}),
+    ):
+        assert quiet.stdout == loud.stdout and quiet.stderr == ""
+        assert "absl::InitializeLog" in loud.stderr  # TensorFlow's first start-up line
+
+
+def test_predict_takes_a_folder(tmp_path):
+    from kerasrv.data import samples
+
+    folder = samples.write("images", tmp_path / "photos", count=2)
+    code, stdout, stderr = call_cli("predict", "cnn_lstm", folder)
+    assert code == 0, stderr
+    lines = stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(p) for p in sorted(folder.rglob("*.png"))]
 
 
 def _read_only_dir(tmp_path):

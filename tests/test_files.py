@@ -67,7 +67,8 @@ def test_clips_span_the_video_centred_or_at_an_offset():
     assert list(preprocessing.clip_indices(40, 4)) == [4, 14, 24, 34]  # stride 10, centred
     assert list(preprocessing.clip_indices(40, 4, offset=0.0)) == [0, 10, 20, 30]
     assert list(preprocessing.clip_indices(40, 4, offset=0.99)) == [9, 19, 29, 39]
-    assert list(preprocessing.clip_indices(3, 5)) == [0, 1, 2, 2, 2]  # a short video repeats its end
+    # a short video repeats its end
+    assert list(preprocessing.clip_indices(3, 5)) == [0, 1, 2, 2, 2]
 
 
 def test_a_clip_is_decoded_at_the_models_shape(folders):

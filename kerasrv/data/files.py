@@ -418,7 +418,9 @@ def dataset(found, card, split, batch_size, *, shuffle=None, seed=0, augment=Fal
 def _image_and_mask(image_path, mask_path, shape):
     mask = tf.io.decode_image(tf.io.read_file(mask_path), channels=1, expand_animations=False)
     mask = tf.image.resize(mask, shape[:2], method="nearest")[..., 0]  # class ids stay ids
-    return preprocessing.image_file(image_path, shape), tf.ensure_shape(tf.cast(mask, tf.uint8), shape[:2])
+    return preprocessing.image_file(image_path, shape), tf.ensure_shape(
+        tf.cast(mask, tf.uint8), shape[:2]
+    )
 
 
 def _decoded_clips(ds, shape, training, seed):

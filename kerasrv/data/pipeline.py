@@ -356,9 +356,7 @@ def fresh_clips(source, count, batch_size, *, seed=0, data_dir=None):
         )
     keys = (task.input_name, target)
     features = builder.info.features
-    signature = tuple(
-        tf.TensorSpec(features[key].shape, features[key].np_dtype) for key in keys
-    )
+    signature = tuple(tf.TensorSpec(features[key].shape, features[key].np_dtype) for key in keys)
     clips = _FreshClips(builder, keys, count, seed)
     ds = tf.data.Dataset.from_generator(clips, output_signature=signature)
     ds = ds.apply(tf.data.experimental.assert_cardinality(count)).batch(batch_size)

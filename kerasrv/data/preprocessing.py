@@ -55,9 +55,7 @@ def fit(images, shape):
     if channels == 1:
         images = tf.image.rgb_to_grayscale(images)
     if tuple(images.shape[-3:-1]) != (height, width):
-        resized = tf.image.resize(
-            images, (height, width), method=RESIZE_METHOD, antialias=True
-        )
+        resized = tf.image.resize(images, (height, width), method=RESIZE_METHOD, antialias=True)
         images = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
     return images
 
