@@ -256,6 +256,12 @@ def cmd_predict(args):
         answer = predict.predict_file(model, card, path, top_k=args.top_k, out=args.out)
         if "mask" in answer:
             print(f"{path}: mask {answer['mask']} ({answer['summary']})")
+        elif "masks" in answer:
+            print(f"{path}: masks {answer['masks']}/ ({answer['summary']})")
+        elif "video" in answer:
+            print(
+                f"{path}: {answer['frames']} frames {answer['video']}, picture {answer['picture']}"
+            )
         else:
             ranked = ", ".join(f"{name} {p:.3f}" for name, p in answer["top"])
             print(f"{path}: {ranked}")
@@ -470,9 +476,10 @@ def build_parser():
     )
     p.add_argument(
         "kind",
-        choices=("images", "masks", "videos"),
+        choices=("images", "masks", "videos", "video_masks", "clips"),
         help="images: colour PNGs in 4 class folders; masks: images/ and masks/ PNG pairs; "
-        "videos: mp4 clips in 4 folders by direction of motion",
+        "videos: mp4 clips in 4 folders by direction of motion; video_masks: videos/ and a "
+        "folder of mask PNGs per video in masks/; clips: 20-frame mp4s for video prediction",
     )
     p.add_argument("out", help="the folder to write")
     p.add_argument(

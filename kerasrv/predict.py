@@ -16,11 +16,18 @@ from kerasrv.data import files, preprocessing
 from kerasrv.data.idx import DatasetError
 
 MASK_SUFFIX = ".mask.png"  # what predict writes beside an image
+PREDICTED = (
+    "classification",
+    "video_classification",
+    "segmentation",
+    "video_segmentation",
+    "video_prediction",
+)
 
 
 def files_in(paths):
     """The files to predict on: each path that is a file, and the image and video files under
-    each folder (recursively, sorted; masks predict wrote earlier left out).
+    each folder (recursively, sorted; the masks and forecasts predict wrote earlier left out).
 
     Raises:
         DatasetError: a path that does not exist, or a folder with no image or video file.
@@ -34,6 +41,7 @@ def files_in(paths):
                 if p.is_file()
                 and p.suffix.lower() in (*files.IMAGE_SUFFIXES, *files.VIDEO_SUFFIXES)
                 and not p.name.endswith(MASK_SUFFIX)
+                and PREDICTED_SUFFIX not in p.name
             )
             if not inside:
                 raise DatasetError(
@@ -69,9 +77,9 @@ def predict_file(model, card, path, *, top_k=3, out=None):
     """
     task = tasks.get(card["task"])
     path = Path(path)
-    if task.name not in ("classification", "video_classification", "segmentation"):
+    if task.name not in PREDICTED:
         raise ValueError(
-            f"predict runs classifiers and image segmenters; {card['name']} is a {task.name} model"
+            f"predict runs {', '.join(PREDICTED)} models; {card['name']} is a {task.name} model"
         )
     if not path.is_file():
         raise DatasetError(f"no such file: {path}")
@@ -82,6 +90,10 @@ def predict_file(model, card, path, *, top_k=3, out=None):
             f"{path} is a{'n' if kind == 'image' else ''} {kind}; {card['name']} takes {wanted}s"
         )
     shape = tuple(card["input_shape"])
+    if task.name == "video_prediction":
+        return _forecast(model, path, shape, out)
+    if task.name == "video_segmentation":
+        return _segment_clip(model, card, path, shape, out)
     # the one preparation training and evaluate use (`kerasrv.data.preprocessing`)
     if task.video:
         x = preprocessing.clip_file(path, shape)
@@ -109,3 +121,58 @@ def _write_mask(path, mask, names, out):
     counts = np.bincount(mask.ravel(), minlength=len(names))
     shares = [(names[i], counts[i] / mask.size) for i in np.argsort(-counts) if counts[i]]
     return {"mask": str(target), "summary": ", ".join(f"{n} {s:.0%}" for n, s in shares[:4])}
+
+
+def _folder(path, out):
+    folder = Path(out) if out else path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _forecast(model, path, shape, out):
+    """The frames after a clip's last `shape[0]`, as an mp4 and a picture (given, predicted)."""
+    from kerasrv.data import samples
+
+    count = max(preprocessing.frame_count(path), 1)
+    wanted = np.arange(max(0, count - shape[0]), count)  # the clip's end: what comes next
+    wanted = np.concatenate([np.zeros(shape[0] - len(wanted), int), wanted])  # a short clip
+    given = preprocessing.fit(preprocessing.decode_clip_at(path, wanted), shape).numpy()
+    predicted = np.asarray(model.predict_on_batch(preprocessing.scale(given[None])))[0]
+    frames = np.round(np.clip(predicted, 0, 1) * 255).astype(np.uint8)
+    folder = _folder(path, out)
+    video = samples.write_video(folder / f"{path.stem}{PREDICTED_SUFFIX}.mp4", _rgb(frames))
+    picture = folder / f"{path.stem}{PREDICTED_SUFFIX}.png"
+    rows = [np.concatenate(list(_rgb(row)), axis=1) for row in (given, frames)]
+    if not files.opencv().imwrite(str(picture), np.concatenate(rows, axis=0)[..., ::-1]):
+        raise OSError(f"cannot write {picture}")
+    return {"video": str(video), "picture": str(picture), "frames": len(frames)}
+
+
+PREDICTED_SUFFIX = ".predicted"  # <clip>.predicted.mp4 and .png beside a forecast clip
+
+
+def _rgb(frames):
+    return np.repeat(frames, 3, axis=-1) if frames.shape[-1] == 1 else frames
+
+
+def _segment_clip(model, card, path, shape, out):
+    """A mask per frame of a clip (the frames training reads), as PNGs at the video's size in
+    <clip>.masks/<frame index>.png."""
+    cv2 = files.opencv()
+
+    count = max(preprocessing.frame_count(path), 1)
+    wanted = preprocessing.clip_indices(count, shape[0])
+    frames = preprocessing.decode_clip_at(path, wanted)
+    x = preprocessing.fit(frames, shape).numpy()
+    masks = np.asarray(model.predict_on_batch(preprocessing.scale(x[None])))[0].argmax(-1)
+    folder = _folder(path, out) / f"{path.stem}.masks"
+    folder.mkdir(exist_ok=True)
+    height, width = frames.shape[1:3]
+    for index, mask in zip(wanted, masks.astype(np.uint8)):
+        full = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+        if not cv2.imwrite(str(folder / f"{int(index):04d}.png"), full):
+            raise OSError(f"cannot write {folder / f'{int(index):04d}.png'}")
+    names = card["class_names"]
+    counts = np.bincount(masks.ravel(), minlength=len(names))
+    shares = [(names[i], counts[i] / masks.size) for i in np.argsort(-counts) if counts[i]]
+    return {"masks": str(folder), "summary": ", ".join(f"{n} {s:.0%}" for n, s in shares[:4])}

@@ -680,17 +680,18 @@ def _card_for_data(entry, card, data, input_shape, seed, data_dir):
     if path.is_dir():
         found = files.scan(path, card.task, seed=seed)  # every file checked: errors name it
         shape = input_shape or _shape_for_files(card.input_shape, found)
+        classes = found.class_names  # None for video prediction
         return _card_for_shape(
             entry,
             card,
             shape,
-            num_classes=len(found.class_names),
+            num_classes=len(classes) if classes else None,
             name=f"{entry.architecture}.{path.resolve().name}",
             tag=path.resolve().name,
             description=f"{entry.name} fine-tuned on {path.resolve()}",
             dataset=None,
             target=None,
-            class_names=list(found.class_names),
+            class_names=list(classes) if classes else None,
             data=found.record(),
         )
     if path.exists():

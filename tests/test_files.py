@@ -22,6 +22,8 @@ def folders(tmp_path_factory):
         "images": samples.write("images", root / "photos", count=20),
         "masks": samples.write("masks", root / "scenes", count=30),
         "videos": samples.write("videos", root / "clips", count=10, frames=12),
+        "video_masks": samples.write("video_masks", root / "moving", count=12),
+        "forecast_clips": samples.write("clips", root / "bouncing", count=12),
     }
 
 
@@ -168,6 +170,8 @@ def test_training_evaluate_and_predict_prepare_a_file_alike(kind, shape, tmp_pat
         ("images", "cnn_lstm", "accuracy"),
         ("masks", "reseg", "mean_iou"),
         ("videos", "lrcn", "accuracy"),
+        ("video_masks", "convlstm_seg", "mean_iou"),
+        ("forecast_clips", "predrnn", "mse"),
     ],
 )
 def test_train_evaluate_export_and_predict_on_a_users_folder(
@@ -179,10 +183,15 @@ def test_train_evaluate_export_and_predict_on_a_users_folder(
     assert code == 0, stderr
     run = runs / f"{entry}.{folder.name}"
     card = json.loads((run / "card.json").read_text())
-    assert card["data"]["path"] == str(folder) and card["input_shape"][-1] == 3
+    grey = kind == "forecast_clips"  # grey frames, though a codec tints them a level or two
+    assert card["data"]["path"] == str(folder) and card["input_shape"][-1] == (1 if grey else 3)
     assert card["metrics"][task_metric] >= 0 and card["training"]["started_from"].startswith(entry)
-    if kind != "masks":
+    if kind in ("images", "videos"):
         assert card["class_names"] == sorted(p.name for p in folder.iterdir() if p.is_dir())
+    elif kind == "forecast_clips":
+        assert card["class_names"] is None and card["output_shape"] == [10, 64, 64, 1]
+    else:
+        assert card["class_names"] == (folder / "classes.txt").read_text().split("\n")[:-1]
 
     code, stdout, stderr = call_cli("evaluate", run, "--out", "")
     assert code == 0, stderr
@@ -198,12 +207,23 @@ def test_train_evaluate_export_and_predict_on_a_users_folder(
     exported = json.loads((tmp_path / "export" / card["name"] / "1" / "card.json").read_text())
     assert exported["class_names"] == card["class_names"]
 
-    sample = sorted(folder.rglob("*.mp4" if kind == "videos" else "*.png"))[0]
+    sample = sorted(folder.rglob("*.png" if kind in ("images", "masks") else "*.mp4"))[0]
     if kind == "masks":
         sample = folder / "images" / "0000.png"
     code, stdout, stderr = call_cli("predict", run, sample, "--out", tmp_path / "masks")
     assert code == 0, stderr
-    if kind == "masks":
+    if kind == "video_masks":  # a mask per frame read, at the video's size
+        written = sorted((tmp_path / "masks" / "0000.masks").glob("*.png"))
+        assert len(written) == 10
+        mask = cv2.imread(str(written[0]), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (64, 64) and mask.max() < len(card["class_names"])
+    elif kind == "forecast_clips":  # the next 10 frames as a video and a picture
+        capture = cv2.VideoCapture(str(tmp_path / "masks" / "0000.predicted.mp4"))
+        assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
+        capture.release()
+        picture = cv2.imread(str(tmp_path / "masks" / "0000.predicted.png"))
+        assert picture.shape == (2 * 64, 10 * 64, 3)
+    elif kind == "masks":
         mask = cv2.imread(str(tmp_path / "masks" / "0000.mask.png"), cv2.IMREAD_UNCHANGED)
         assert mask.shape == (64, 64) and mask.max() < len(card["class_names"])
     else:

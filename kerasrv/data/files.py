@@ -3,6 +3,11 @@
     image folders      PATH/<class>/<image>         .png .jpg .jpeg .bmp .gif
     image/mask pairs   PATH/images/<name>.<ext>     PATH/masks/<name>.png  (pixel value = class id)
     video folders      PATH/<class>/<video>         .mp4 .avi .webm .mkv .mov
+    video/mask-folder  PATH/videos/<name>.<ext>     PATH/masks/<name>/<frame>.png, one PNG per
+      pairs                                         frame in name order (a video codec would
+                                                    change the ids, so masks are PNGs)
+    clips              PATH/**/<video>              every video under PATH (video prediction:
+                                                    the given frames, then those to predict)
 
 Class names are the folder names in sorted order (for masks, the lines of an optional
 PATH/classes.txt, else class_0, class_1, ... up to the largest id in the masks). Splits: a
@@ -59,6 +64,8 @@ LAYOUTS = {
     "classification": "image folders",
     "segmentation": "image/mask pairs",
     "video_classification": "video folders",
+    "video_segmentation": "video/mask-folder pairs",
+    "video_prediction": "clips",
 }
 
 
@@ -195,6 +202,10 @@ def scan(path, task, *, seed=0, class_names=None, check=True, hold_out_test=True
     pool = train_dir or path
     if task.name == "segmentation":
         read = functools.partial(_pairs, known=class_names)
+    elif task.name == "video_segmentation":
+        read = functools.partial(_video_pairs, known=class_names)
+    elif task.name == "video_prediction":
+        read = _clips
     else:
         suffixes = VIDEO_SUFFIXES if task.video else IMAGE_SUFFIXES
         read = functools.partial(_class_folders, suffixes=suffixes, known=class_names)
@@ -209,12 +220,15 @@ def scan(path, task, *, seed=0, class_names=None, check=True, hold_out_test=True
     else:
         train, validation = _held_out(items, seed)
     everything = [*train, *validation, *(test or [])] if check or names is None else []
-    checker = _check_video if task.video else _check_pair if task.per_pixel else _check_image
+    checker = {
+        "segmentation": _check_pair,
+        "video_segmentation": _check_video_pair,
+    }.get(task.name, _check_video if task.video else _check_image)
     count = len(names) if names else None
     with ThreadPoolExecutor(max(2, os.cpu_count() or 1)) as workers:
         checked = list(workers.map(lambda item: checker(item, count), everything))
     colours = [c for c, _, _ in checked]
-    if names is None:  # masks without classes.txt: the classes their ids reach
+    if names is None and task.targets_are_classes:  # masks without classes.txt: ids reached
         names = [f"class_{i}" for i in range(max(2, max(m for _, m, _ in checked) + 1))]
     sizes = {tuple(int(side) for side in size) for _, _, size in checked}
     return Found(
@@ -281,6 +295,43 @@ def _pairs(root, *, known, expect=None):
     return list(names) if names else None, [(images[s], masks[s]) for s in sorted(images)]
 
 
+def _video_pairs(root, *, known, expect=None):
+    """(class names, [(video, mask folder)]) of videos/ and masks/<name>/ matched by name."""
+    videos_dir, masks_dir = root / "videos", root / "masks"
+    for folder in (videos_dir, masks_dir):
+        if not folder.is_dir():
+            raise DatasetError(
+                f"{root} has no {folder.name}/ folder: expected {root}/videos/<name>.mp4 and "
+                f"{root}/masks/<name>/<frame>.png (one PNG per frame; pixel value = class id)"
+            )
+    videos = {p.stem: p for p in videos_dir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES}
+    masks = {p.name: p for p in masks_dir.iterdir() if p.is_dir()}
+    for name, folder in sorted(masks.items()):
+        if name not in videos:
+            raise DatasetError(
+                f"mask folder {folder} has no video of the same name in {videos_dir}"
+            )
+    for name, video in sorted(videos.items()):
+        if name not in masks:
+            raise DatasetError(f"video {video} has no mask folder {masks_dir / name}/")
+    if not videos:
+        raise DatasetError(f"{videos_dir} holds no videos ({', '.join(VIDEO_SUFFIXES)})")
+    names = expect or known or _mask_classes(root)
+    return list(names) if names else None, [(videos[n], masks[n]) for n in sorted(videos)]
+
+
+def _clips(root, expect=None):
+    """(None, [(video, 0)]): every video under root, for video prediction (no classes)."""
+    del expect
+    videos = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not videos:
+        raise DatasetError(
+            f"{root} holds no video ({', '.join(VIDEO_SUFFIXES)}): a video-prediction model "
+            f"learns from a folder of clips"
+        )
+    return None, [(p, 0) for p in videos]
+
+
 def _mask_classes(root):
     listing = root / "classes.txt"
     if not listing.exists() and (root.parent / "classes.txt").exists():
@@ -304,9 +355,16 @@ def _check_image(item, num_classes):
     return colour, None, image.shape[:2]
 
 
-def _coloured(image):
+def _coloured(image, tolerance=0):
+    """Whether an image's channels differ by more than `tolerance` anywhere."""
     channels = image[..., :3].astype(np.int16)
-    return bool((channels != channels[..., :1]).any())
+    return bool((np.abs(channels - channels[..., :1]) > tolerance).any())
+
+
+# A video codec stores colour at a quarter of the resolution, rounded: a grey video decodes
+# with its channels a few levels apart (2 in an mp4v file of grey frames here, against 103 in a
+# tinted one).
+VIDEO_GREY_TOLERANCE = 12
 
 
 def _check_pair(item, num_classes):
@@ -347,7 +405,40 @@ def _check_video(item, num_classes):
         capture.release()
     if not ok or frame is None or count < 1:
         raise DatasetError(f"cannot read video {path}: no decodable frame")
-    return (3 if _coloured(frame) else 1), None, frame.shape[:2]
+    return (3 if _coloured(frame, VIDEO_GREY_TOLERANCE) else 1), None, frame.shape[:2]
+
+
+def _check_video_pair(item, num_classes):
+    cv2 = opencv()
+
+    video, folder = item
+    channels, _, size = _check_video((video,), num_classes)
+    masks = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png")
+    count = preprocessing.frame_count(video)
+    if len(masks) != count:
+        raise DatasetError(
+            f"mask folder {folder} holds {len(masks)} PNGs, its video {video.name} {count} frames: "
+            f"one mask per frame"
+        )
+    highest = 0
+    for path in masks:
+        mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if mask is None or mask.size == 0:
+            raise DatasetError(f"cannot read mask {path}: not a readable image file")
+        if mask.shape[:2] != tuple(size):
+            raise DatasetError(
+                f"mask {path} is {mask.shape[1]}×{mask.shape[0]}, its video's frames "
+                f"{size[1]}×{size[0]}"
+            )
+        if mask.ndim == 3:
+            mask = mask[..., 0]
+        highest = max(highest, int(mask.max()))
+        if num_classes is not None and highest >= num_classes:
+            raise DatasetError(
+                f"mask {path} holds class id {highest}, but there are {num_classes} classes "
+                f"(0–{num_classes - 1})"
+            )
+    return channels, highest, size
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -393,7 +484,12 @@ def dataset(found, card, split, batch_size, *, shuffle=None, seed=0, augment=Fal
     )
     if training if shuffle is None else shuffle:
         ds = ds.shuffle(len(items), seed=seed, reshuffle_each_iteration=True)
-    if task.video:
+    if task.name == "video_prediction":  # the given frames and the future, consecutive
+        clip = (shape[0] + card["output_shape"][0], *shape[1:])
+        ds = _decoded_clips(ds, clip, training, seed, stride=1)
+    elif task.name == "video_segmentation":
+        ds = _decoded_clips_and_masks(ds, shape, training, seed)
+    elif task.video:
         ds = _decoded_clips(ds, shape, training, seed)
     elif task.per_pixel:
         ds = ds.map(lambda x, y: _image_and_mask(x, y, shape), num_parallel_calls=tf.data.AUTOTUNE)
@@ -408,7 +504,7 @@ def dataset(found, card, split, batch_size, *, shuffle=None, seed=0, augment=Fal
         if task.video:
             raise ValueError(f"augment= applies to image tasks, not to a {task.name} model")
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    classes = len(found.class_names)
+    classes = len(found.class_names) if found.class_names else None
     ds = ds.map(
         lambda x, y: task.batch(x, y, num_classes=classes), num_parallel_calls=tf.data.AUTOTUNE
     )
@@ -423,20 +519,47 @@ def _image_and_mask(image_path, mask_path, shape):
     )
 
 
-def _decoded_clips(ds, shape, training, seed):
-    """Clips decoded by OpenCV, several at once (it releases Python's lock while it decodes)."""
+def _decoded_clips(ds, shape, training, seed, stride=None):
+    """Clips decoded by OpenCV, several at once (it releases Python's lock while it decodes);
+    frames `stride` apart (default: spread over the video)."""
     cv2 = opencv()
 
     cv2.setNumThreads(1)  # tf.data runs the decoders in parallel; OpenCV's own pool would fight
 
     def decode(path, offset):
         offset = float(offset) if training else None
-        return preprocessing.decode_clip(path.decode(), shape[0], offset)
+        return preprocessing.decode_clip(path.decode(), shape[0], offset, stride)
 
     def load(path, label):
         offset = tf.random.uniform([], seed=seed) if training else tf.constant(0.0)
         clip = tf.numpy_function(decode, [path, offset], tf.uint8, stateful=training)
         clip = tf.ensure_shape(clip, (shape[0], None, None, 3))  # the video's own size
         return tf.ensure_shape(preprocessing.fit(clip, shape), shape), label
+
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+
+
+def _decoded_clips_and_masks(ds, shape, training, seed):
+    """Clips and their per-frame masks (the same frame indices), decoded several at once."""
+    cv2 = opencv()
+
+    cv2.setNumThreads(1)
+    frames, height, width, _ = shape
+
+    def decode(video, folder, offset):
+        video = video.decode()
+        count = max(preprocessing.frame_count(video), 1)
+        wanted = preprocessing.clip_indices(count, frames, float(offset) if training else None)
+        clip = preprocessing.decode_clip_at(video, wanted)
+        return clip, preprocessing.mask_frames(folder.decode(), wanted, (height, width))
+
+    def load(video, folder):
+        offset = tf.random.uniform([], seed=seed) if training else tf.constant(0.0)
+        clip, masks = tf.numpy_function(
+            decode, [video, folder, offset], (tf.uint8, tf.uint8), stateful=training
+        )
+        clip = tf.ensure_shape(clip, (frames, None, None, 3))
+        masks = tf.ensure_shape(masks, (frames, height, width))
+        return tf.ensure_shape(preprocessing.fit(clip, shape), shape), masks
 
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)

@@ -238,7 +238,7 @@ def pipeline(
         )
         return files.dataset(
             found,
-            {"task": task.name, "input_shape": shape},
+            {"task": task.name, "input_shape": shape, "output_shape": source.get("output_shape")},
             split,
             batch_size,
             shuffle=shuffle,

@@ -20,6 +20,7 @@ Example:
 """
 
 import os
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -82,32 +83,48 @@ def image_file(path, shape):
     return tf.ensure_shape(fit(decode_image(path), shape), shape)
 
 
-def clip_indices(count, frames, offset=None):
+def clip_indices(count, frames, offset=None, stride=None):
     """The frame indices a clip of `frames` takes from a video of `count` frames.
 
-    Frames are spread evenly over the video (every stride-th frame); `offset` in [0, 1) places
-    the window (training draws it at random), None centres it. A video shorter than the clip
-    repeats its last frame.
+    Frames are spread evenly over the video (every stride-th frame, stride = count // frames),
+    or `stride` apart when given (1: consecutive frames, as video prediction reads them);
+    `offset` in [0, 1) places the window (training draws it at random), None centres it. A
+    video shorter than the clip repeats its last frame.
     """
-    stride = max(1, count // frames)
+    stride = stride or max(1, count // frames)
     span = stride * (frames - 1) + 1
     room = max(0, count - span)
     start = room // 2 if offset is None else int(offset * (room + 1))
     return np.minimum(start + stride * np.arange(frames), count - 1)
 
 
-def decode_clip(path, frames, offset=None):
-    """`frames` frames of a video file as RGB uint8 (frames, h, w, 3) at the video's own size.
+def decode_clip(path, frames, offset=None, stride=None):
+    """`frames` frames of a video file as RGB uint8 (frames, h, w, 3) at the video's own size,
+    taken at `clip_indices(..., offset, stride)`.
 
     Raises:
         DatasetError: no frame of the file could be decoded.
     """
+    return decode_clip_at(path, clip_indices(max(frame_count(path), 1), frames, offset, stride))
+
+
+def frame_count(path):
+    """The number of frames a video file says it holds (0 when it cannot be opened)."""
     cv2 = opencv()
 
     capture = cv2.VideoCapture(str(path))
     try:
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        wanted = clip_indices(max(count, 1), frames, offset)
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
+
+
+def decode_clip_at(path, wanted):
+    """The frames `wanted` (indices) of a video file as RGB uint8 (len(wanted), h, w, 3)."""
+    cv2 = opencv()
+
+    capture = cv2.VideoCapture(str(path))
+    try:
         picked, last = {}, None
         for index in range(int(wanted.max()) + 1):
             if not capture.grab():
@@ -124,6 +141,22 @@ def decode_clip(path, frames, offset=None):
     return np.stack([picked.get(i, last)[..., ::-1] for i in wanted])
 
 
-def clip_file(path, shape, offset=None):
+def clip_file(path, shape, offset=None, stride=None):
     """A video file as the model takes it, before `scale`: uint8 (frames, height, width, C)."""
-    return fit(decode_clip(path, shape[0], offset), shape).numpy()
+    return fit(decode_clip(path, shape[0], offset, stride), shape).numpy()
+
+
+def mask_frames(folder, wanted, size):
+    """The masks of frames `wanted` from a folder of one PNG per video frame (in name order;
+    pixel value = class id), resized to (height, width) `size` by nearest neighbour, so a class
+    id stays an id: uint8 (len(wanted), height, width)."""
+    cv2 = opencv()
+
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() == ".png")
+    masks = []
+    for index in wanted:
+        mask = cv2.imread(str(files[min(int(index), len(files) - 1)]), cv2.IMREAD_UNCHANGED)
+        if mask.ndim == 3:
+            mask = mask[..., 0]
+        masks.append(cv2.resize(mask, size[::-1], interpolation=cv2.INTER_NEAREST))
+    return np.stack(masks).astype(np.uint8)

@@ -8,6 +8,10 @@ and benchmarked) on files written with real codecs, offline:
                                           scenes of 2–4 items, tinted; mask value = class id
     videos   OUT/<direction>/<n>.mp4      Moving Fashion-MNIST clips in colour (MPEG-4 part 2),
                                           4 directions of motion
+    video_masks  OUT/videos/<n>.mp4, OUT/masks/<n>/<frame>.png, OUT/classes.txt
+                                          Moving Fashion-MNIST clips with a mask per frame
+    clips    OUT/<n>.mp4                  20-frame clips of two items bouncing (OpenSTL's
+                                          Moving FashionMNIST), for video prediction
 
 Every file comes from Fashion-MNIST's test images, drawn by a seeded generator.
 
@@ -24,7 +28,7 @@ from kerasrv.data import files, synthesis
 from kerasrv.data.idx import load_fashion_mnist
 from kerasrv.labels import COARSE_CLASSES, COARSE_OF_CLASS, MOTION_DIRECTIONS, SEGMENTATION_CLASSES
 
-KINDS = ("images", "masks", "videos")
+KINDS = ("images", "masks", "videos", "video_masks", "clips")
 VIDEO_DIRECTIONS = (0, 2, 4, 6)  # east, north, west, south
 
 
@@ -43,9 +47,10 @@ def write(kind, out, *, count=24, size=None, frames=None, seed=0):
     Args:
         kind: "images", "masks" or "videos".
         out: the folder to write (made if missing).
-        count: files per class (images, videos) or image/mask pairs (masks).
+        count: files per class (images, videos), image/mask pairs (masks) or videos
+            (video_masks, clips).
         size: image or frame side (default 28 for images, 64 for scenes and videos).
-        frames: frames per video (default 10, the clip length of lrcn.motion).
+        frames: frames per video (default 10, the clip length of lrcn.motion; 20 for clips).
         seed: the generator's seed.
     """
     cv2 = files.opencv()
@@ -83,6 +88,35 @@ def write(kind, out, *, count=24, size=None, frames=None, seed=0):
                 _coloured(scene["image"][..., 0], rng)[..., ::-1],
             )
             cv2.imwrite(str(out / "masks" / f"{i:04d}.png"), scene["mask"])
+    elif kind == "video_masks":
+        side, steps = size or 64, frames or 10
+        (out / "videos").mkdir(exist_ok=True)
+        (out / "classes.txt").write_text("\n".join(SEGMENTATION_CLASSES) + "\n")
+        for i in range(count):
+            clip = synthesis.moving_sequence(
+                synthesis.example_rng(seed, "test", i),
+                images,
+                labels,
+                canvas=side,
+                frames=steps,
+                item_size=28 if side >= 48 else 14,
+            )
+            tint = _tint(rng)
+            write_video(
+                out / "videos" / f"{i:04d}.mp4",
+                np.clip(clip["frames"] * tint, 0, 255).astype(np.uint8),
+            )
+            masks = out / "masks" / f"{i:04d}"
+            masks.mkdir(parents=True, exist_ok=True)
+            for t, mask in enumerate(clip["masks"]):
+                cv2.imwrite(str(masks / f"{t:04d}.png"), mask)
+    elif kind == "clips":
+        side, steps = size or 64, frames or 20
+        for i in range(count):
+            clip = synthesis.srivastava_sequence(
+                synthesis.example_rng(seed, "test", i), images, labels, canvas=side, frames=steps
+            )
+            write_video(out / f"{i:04d}.mp4", np.repeat(clip["frames"], 3, axis=-1))
     else:
         side, steps = size or 64, frames or 10
         for direction in VIDEO_DIRECTIONS:
