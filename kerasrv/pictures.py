@@ -18,7 +18,7 @@ def mask_colors(num_classes=len(SEGMENTATION_CLASSES)):
     return np.concatenate([np.zeros((1, 4)), colors])
 
 
-def overlay(ax, image, mask=None):
+def overlay(ax, image, mask=None, num_classes=len(SEGMENTATION_CLASSES)):
     """Draws an image (grey or RGB, 0–255) with its class mask (0 = background) tinted on top."""
     image = np.squeeze(image)
     if image.ndim == 3:  # colour
@@ -26,16 +26,18 @@ def overlay(ax, image, mask=None):
     else:
         ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     if mask is not None:
-        ax.imshow(mask_colors()[np.asarray(mask)], interpolation="nearest")
+        ax.imshow(mask_colors(num_classes)[np.asarray(mask)], interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def _legend(fig):
-    colors = mask_colors()
+def _legend(fig, class_names=SEGMENTATION_CLASSES):
+    """The mask colours' legend, class 0 (background, left clear) left out. `class_names` are
+    the model's (a user's classes.txt), by default the embedded scenes' classes."""
+    colors = mask_colors(len(class_names))
     handles = [
-        matplotlib.patches.Patch(color=colors[i][:3], label=SEGMENTATION_CLASSES[i])
-        for i in range(1, len(SEGMENTATION_CLASSES))
+        matplotlib.patches.Patch(color=colors[i][:3], label=class_names[i])
+        for i in range(1, len(class_names))
     ]
     fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, frameon=False)
 
@@ -146,14 +148,15 @@ def evaluation_title(card, result):
 def image_masks(card, shown, out, title):
     """Images with their true and predicted masks, one (image, mask, prediction) triple a row."""
     fig, axes = plt.subplots(len(shown), 3, figsize=(5.4, 1.8 * len(shown) + 0.8), squeeze=False)
+    names = card["class_names"]
     for row, (x, y, p) in zip(axes, shown):
         image = x * 255
         overlay(row[0], image)
-        overlay(row[1], image, y)
-        overlay(row[2], image, p.argmax(-1))
+        overlay(row[1], image, y, len(names))
+        overlay(row[2], image, p.argmax(-1), len(names))
     for ax, label in zip(axes[0], ("image", "true mask", "predicted mask")):
         ax.set_title(label, fontsize=9)
-    _legend(fig)
+    _legend(fig, names)
     fig.suptitle(title, fontsize=8)
     return _save(fig, out)
 
@@ -197,13 +200,14 @@ def _clip_rows(shown, draw_truth, draw_prediction, truth_label):
 
 def clip_masks(card, shown, out, title):
     """Up to 3 clips: true masks on the frames above, predicted masks below."""
+    names = card["class_names"]
     fig = _clip_rows(
         shown,
-        lambda ax, x, y: overlay(ax, x * 255, y),
-        lambda ax, x, p: overlay(ax, x * 255, p.argmax(-1)),
+        lambda ax, x, y: overlay(ax, x * 255, y, len(names)),
+        lambda ax, x, p: overlay(ax, x * 255, p.argmax(-1), len(names)),
         "true masks",
     )
-    _legend(fig)
+    _legend(fig, names)
     fig.suptitle(title, fontsize=8)
     return _save(fig, out)
 

@@ -84,3 +84,22 @@ def test_weight_decay_compiles_adamw_and_frames_refuse_label_smoothing():
         tasks.get("classification").compile(model, ema_momentum=1.0)
     with pytest.raises(ValueError, match="label smoothing applies to class targets"):
         tasks.get("next_frame").compile(model, label_smoothing=0.1)
+
+
+@pytest.mark.parametrize("drawing", ["image_masks", "clip_masks"])
+def test_mask_pictures_name_the_models_own_classes(drawing, tmp_path, monkeypatch):
+    """A user's segmentation is pictured with its classes.txt names, not Fashion-MNIST's."""
+    from kerasrv import pictures
+
+    names = ["background", "road", "car", "person"]
+    rng = np.random.default_rng(0)
+    shape = (8, 8, 1) if drawing == "image_masks" else (2, 8, 8, 1)
+    shown = [
+        (rng.random(shape), rng.integers(0, 4, shape[:-1]), rng.random((*shape[:-1], 4)))
+        for _ in range(2)
+    ]
+    figures = []
+    monkeypatch.setattr(pictures, "_save", lambda fig, out: figures.append(fig))
+    getattr(pictures, drawing)({"class_names": names}, shown, tmp_path / "p.png", "title")
+    (legend,) = figures[0].legends
+    assert [text.get_text() for text in legend.get_texts()] == names[1:]
