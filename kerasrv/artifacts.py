@@ -23,17 +23,10 @@ import tempfile
 from pathlib import Path
 
 from kerasrv import tasks
+from kerasrv.errors import CardError, UsageError, WeightsError  # kerasrv.artifacts.CardError too
 
 WEIGHTS_FILE = "model.weights.h5"
 CARD_FILE = "card.json"
-
-
-class WeightsError(ValueError):
-    """Shipped or given weights that cannot be loaded (missing, corrupt, or of another model)."""
-
-
-class CardError(ValueError):
-    """A card.json that is missing, not JSON, or not a card; the message names the file."""
 
 
 @dataclasses.dataclass
@@ -343,7 +336,7 @@ def write_card(directory, card):
 def update_record(directory, key, value):
     """Sets one recorded key of a directory's card.json (an export summary, a baseline)."""
     if key not in RECORDED:
-        raise ValueError(f"{key!r} is not a recorded card field; expected one of {RECORDED}")
+        raise UsageError(f"{key!r} is not a recorded card field; expected one of {RECORDED}")
     path = Path(directory) / CARD_FILE
     data = read_json(path)
     data[key] = value

@@ -17,6 +17,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from kerasrv.errors import UsageError
+
 # Only the standard library at the top: TensorFlow, Keras and the zoo load inside the commands
 # that need them (quietly: `_load_tensorflow`), so `kerasrv --help` answers at once.
 
@@ -119,16 +121,16 @@ def cmd_train(args):
     from kerasrv import training, zoo
 
     if args.record_baseline and args.frames != 1:
-        raise ValueError(
+        raise UsageError(
             "--record-baseline records a single-frame baseline: use it with --frames 1"
         )
     if args.record_attempt and (args.data or args.frames or args.input_shape):
-        raise ValueError(
+        raise UsageError(
             "--record-attempt records a recipe for the entry's own dataset and input: it takes "
             "no --data, --frames or --input-shape"
         )
     if args.note and not args.record_attempt:
-        raise ValueError("--note describes a recorded attempt: use it with --record-attempt")
+        raise UsageError("--note describes a recorded attempt: use it with --record-attempt")
     if args.record_attempt or args.record_baseline:
         entry = zoo.get_entry(args.name).name
         run = Path(args.out) / (f"{entry}-frames{args.frames}" if args.frames else entry)
@@ -200,7 +202,7 @@ def cmd_export(args):
     record_in = None
     if args.record:
         if not card.weights or not card.weights.get("path"):
-            raise ValueError(
+            raise UsageError(
                 "--record writes into a trained model's card: give a zoo name or a run directory"
             )
         record_in = Path(card.weights["path"]).parent
@@ -490,18 +492,11 @@ def build_parser():
 
 
 def _user_errors():
-    """The exceptions that mean the user's input or environment, not a bug of ours."""
-    from kerasrv import artifacts, registry
-    from kerasrv.data.idx import DatasetError
+    """The exceptions that mean the user's input or environment, not a bug of ours: kerasrv's
+    own (`kerasrv.errors`) and what the file system refuses."""
+    from kerasrv.errors import KerasrvError
 
-    return (
-        registry.UnknownModelError,
-        artifacts.WeightsError,
-        artifacts.CardError,
-        DatasetError,
-        ValueError,
-        OSError,
-    )
+    return (KerasrvError, OSError)
 
 
 def _load_tensorflow(verbose):
@@ -559,7 +554,7 @@ def main(argv=None):
     except Exception as error:
         if os.environ.get("KERASRV_DEBUG"):
             raise
-        from kerasrv.training import TrainingDiverged
+        from kerasrv.errors import TrainingDiverged
 
         if isinstance(error, TrainingDiverged):
             print(f"kerasrv {args.command}: {error}", file=sys.stderr)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasrv import data, tasks
+from kerasrv.errors import UsageError
 
 
 def measure(model, card, batches, *, split="", out_dir=None):
@@ -50,7 +51,7 @@ def measure(model, card, batches, *, split="", out_dir=None):
         if len(shown) < 8:
             shown.extend(zip(x, y, p))
     if not examples:
-        raise ValueError(f"nothing to measure: {split or 'the data'} holds no examples")
+        raise UsageError(f"nothing to measure: {split or 'the data'} holds no examples")
     measured = accumulator.result()
     result = {"metrics": measured.pop("metrics"), "split": split, "examples": examples, **measured}
     if out_dir is not None:

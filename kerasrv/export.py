@@ -41,6 +41,7 @@ import tensorflow as tf
 from keras.src.models.functional import Functional
 
 from kerasrv import artifacts, tasks
+from kerasrv.errors import UsageError
 from kerasrv.layers import (
     FoldedDense,
     FusedBidirectionalLSTM,
@@ -278,7 +279,7 @@ def _tflite_writer(variant):
             converter.target_spec.supported_types = [tf.float16]
         if variant in INTEGER_OPS:  # full integer, calibrated on the model's own training data
             if job.calibration is None:
-                raise ValueError(f"the tflite_{variant} format needs calibration samples")
+                raise UsageError(f"the tflite_{variant} format needs calibration samples")
             converter.representative_dataset = job.calibration
             converter.target_spec.supported_ops = [INTEGER_OPS[variant]]
         flatbuffer = converter.convert()
@@ -388,12 +389,12 @@ class TFLiteModel:
         x = np.asarray(x)
         expected = f"(batch, {', '.join(str(d) for d in self.input_shape)})"
         if x.ndim != len(self.input_shape) + 1:
-            raise ValueError(
+            raise UsageError(
                 f"{self.path.name} expects input of rank {len(self.input_shape) + 1}, shape "
                 f"{expected}, got shape {x.shape}"
             )
         if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"{self.path.name} expects input of shape {expected}, got {x.shape}")
+            raise UsageError(f"{self.path.name} expects input of shape {expected}, got {x.shape}")
         if x.dtype != np.float32:
             raise TypeError(
                 f"{self.path.name} expects float32 input in [0, 1], got dtype {x.dtype}"
@@ -403,7 +404,7 @@ class TFLiteModel:
         if self.batch_size is None:
             y = self.runner(**{self.input_name: x})[self.output_name]
         elif len(x) % self.batch_size:
-            raise ValueError(
+            raise UsageError(
                 f"{self.path.name} takes batches of {self.batch_size}, got a batch of {len(x)}"
             )
         else:  # a fixed-batch file reads the batch a slice at a time
@@ -524,7 +525,7 @@ def check_formats(formats):
     formats = tuple(formats)
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
-        raise ValueError(
+        raise UsageError(
             f"unknown export format(s) {', '.join(unknown) or '(none given)'}; expected some of "
             f"{', '.join(FORMATS)}"
         )
@@ -695,7 +696,7 @@ def _check_model_fits_card(model, card):
     for what, key in (("input", "input_shape"), ("output", "output_shape")):
         shape = tuple(getattr(model, key)[1:])
         if shape != tuple(card[key]):
-            raise ValueError(
+            raise UsageError(
                 f"the model's {what} shape is {shape}, but its card says {tuple(card[key])}: "
                 f"export a model with the card that describes it"
             )

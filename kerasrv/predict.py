@@ -14,6 +14,7 @@ import numpy as np
 from kerasrv import tasks
 from kerasrv.data import files, preprocessing
 from kerasrv.data.idx import DatasetError
+from kerasrv.errors import UsageError
 
 MASK_SUFFIX = ".mask.png"  # what predict writes beside an image
 PREDICTED = (
@@ -78,7 +79,7 @@ def predict_file(model, card, path, *, top_k=3, out=None):
     task = tasks.get(card["task"])
     path = Path(path)
     if task.name not in PREDICTED:
-        raise ValueError(
+        raise UsageError(
             f"predict runs {', '.join(PREDICTED)} models; {card['name']} is a {task.name} model"
         )
     if not path.is_file():

@@ -1,4 +1,5 @@
-"""The registry of architectures and their named entries. It imports nothing of kerasrv.
+"""The registry of architectures and their named entries. It imports nothing of kerasrv but its
+errors (`kerasrv.errors`, which imports nothing).
 
 An architecture is a builder function registered with `@architecture`; an entry is a named,
 trained configuration of one (`cnn_lstm.fmnist`), declared with `register(...)` at the bottom of
@@ -18,12 +19,7 @@ import dataclasses
 import difflib
 import fnmatch
 
-
-class UnknownModelError(KeyError):
-    """An entry or architecture name the zoo does not know; the message lists the closest names."""
-
-    def __str__(self):
-        return str(self.args[0])
+from kerasrv.errors import UnknownModelError, UsageError  # kerasrv.registry.UnknownModelError too
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,16 +115,16 @@ def register(
     """
     arch, _, tag = name.partition(".")
     if arch not in _ARCHITECTURES:
-        raise ValueError(f"entry {name!r}: no architecture {arch!r} is registered")
+        raise UsageError(f"entry {name!r}: no architecture {arch!r} is registered")
     if not tag:
-        raise ValueError(f"entry {name!r}: names are 'architecture.tag'")
+        raise UsageError(f"entry {name!r}: names are 'architecture.tag'")
     if name in _ENTRIES:
-        raise ValueError(f"entry {name!r} is registered twice")
+        raise UsageError(f"entry {name!r} is registered twice")
     unknown = sorted(set(recipe) - set(RECIPE_KEYS))
     if unknown:  # a misspelt key would otherwise train with the default, silently
-        raise ValueError(f"entry {name!r}: unknown recipe keys {unknown}; known: {RECIPE_KEYS}")
+        raise UsageError(f"entry {name!r}: unknown recipe keys {unknown}; known: {RECIPE_KEYS}")
     if not 0.0 <= recipe.get("ema_momentum", 0.0) < 1.0:
-        raise ValueError(f"entry {name!r}: ema_momentum must be in [0, 1)")
+        raise UsageError(f"entry {name!r}: ema_momentum must be in [0, 1)")
     _ENTRIES[name] = Entry(
         name=name,
         builder=_ARCHITECTURES[arch],

@@ -23,6 +23,8 @@ Example:
 
 import numpy as np
 
+from kerasrv.errors import UsageError
+
 EPSILON = 1e-7  # Keras' clipping of probabilities in binary cross-entropy
 
 
@@ -85,7 +87,7 @@ def ssim(a, b):
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     *batch, height, width, channels = a.shape
     if a.shape != b.shape or min(height, width) < SSIM_WINDOW:
-        raise ValueError(
+        raise UsageError(
             f"ssim takes two batches of one shape (..., H, W, C) with H and W of at least "
             f"{SSIM_WINDOW}, got {a.shape} and {b.shape}"
         )
@@ -214,14 +216,14 @@ class Task:
 
         learning_rate = learning_rate or self.learning_rate
         if not 0.0 <= ema_momentum < 1.0:
-            raise ValueError(f"ema_momentum must be in [0, 1), got {ema_momentum!r}")
+            raise UsageError(f"ema_momentum must be in [0, 1), got {ema_momentum!r}")
         ema = {"use_ema": True, "ema_momentum": ema_momentum} if ema_momentum else {}
         if weight_decay:
             optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay, **ema)
         else:
             optimizer = keras.optimizers.Adam(learning_rate, **ema)
         if label_smoothing and not self.targets_are_classes:
-            raise ValueError(f"label smoothing applies to class targets, not to {self.name}")
+            raise UsageError(f"label smoothing applies to class targets, not to {self.name}")
         loss = self.loss(label_smoothing)
         model.compile(optimizer=optimizer, loss=loss, metrics=self.keras_metrics(model))
         return model
@@ -472,7 +474,7 @@ class _ClassificationMeasure:
     def update(self, y, p, x):
         k = len(self.confusion)
         if y.size and (y.max() >= k or y.min() < 0):
-            raise ValueError(
+            raise UsageError(
                 f"the targets hold class {y.max() if y.max() >= k else y.min()}, but the model "
                 f"has {k} classes (0–{k - 1}): measure it on data of its own classes"
             )
@@ -712,4 +714,4 @@ def get(task):
     try:
         return _TASKS[task]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(NAMES)}") from None
+        raise UsageError(f"unknown task {task!r}; expected one of {', '.join(NAMES)}") from None

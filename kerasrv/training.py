@@ -38,17 +38,13 @@ from kerasrv import artifacts, evaluation, registry, tasks, zoo
 from kerasrv import data as data_module
 from kerasrv.data import files
 from kerasrv.data.augment import augmentation_name
-from kerasrv.data.idx import DatasetError
+from kerasrv.errors import DatasetError, RunExistsError, TrainingDiverged, UsageError
 from kerasrv.registry import PRECISIONS, STRATEGIES
 
 VALIDATION_FRACTION = 10  # percent of the train split held out for model selection
 CHECK_EXAMPLES = 500
 CHECK_SPLIT = f"test[:{CHECK_EXAMPLES}]"
 FIT_DONE = "fit.json"  # in a run's checkpoints: fitting finished (the card may not be written yet)
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the message names the last good checkpoint."""
 
 
 def strategy_for(name="auto"):
@@ -64,11 +60,11 @@ def strategy_for(name="auto"):
         A `tf.distribute.Strategy`.
     """
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+        raise UsageError(f"unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
     workers = len(_tf_config().get("cluster", {}).get("worker", []))
     if name == "multi_worker" or (name == "auto" and workers > 1):
         if workers < 1:
-            raise ValueError(
+            raise UsageError(
                 "the multi_worker strategy reads its cluster from TF_CONFIG, which names no "
                 'workers; set e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:port", '
                 '"host2:port"]}, "task": {"type": "worker", "index": 0}}\''
@@ -368,10 +364,6 @@ def versions():
 # --- a training run: prepare, fit, write ---------------------------------------------------------
 
 
-class RunExistsError(ValueError):
-    """A finished run is where a new one would go; nothing was changed."""
-
-
 @dataclasses.dataclass
 class Settings:
     """How a run trains: the options of `kerasrv train`.
@@ -415,19 +407,19 @@ class Settings:
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise UsageError(f"{name} must be a positive integer, got {value!r}")
         if self.learning_rate is not None and not (
             math.isfinite(self.learning_rate) and self.learning_rate > 0
         ):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+            raise UsageError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
         if self.augment is not None:
             augmentation_name(self.augment)  # a one-line error naming the choices
         if self.precision not in PRECISIONS:
-            raise ValueError(
+            raise UsageError(
                 f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}"
             )
         if self.strategy not in STRATEGIES:
-            raise ValueError(
+            raise UsageError(
                 f"unknown strategy {self.strategy!r}; expected one of {', '.join(STRATEGIES)}"
             )
 
@@ -561,7 +553,7 @@ def prepare(
         weights = None if data is None else "default"
     if data is not None:
         if frames is not None or settings.train_split or settings.validation_split:
-            raise ValueError(
+            raise UsageError(
                 "--frames, --train-split and --validation-split apply to the entry's own "
                 "dataset; a data folder has train/, val/ and test/ folders or a seeded 10% held out"
             )
@@ -647,9 +639,9 @@ def prepare(
 def _card_for_frames(card, frames):
     task = tasks.get(card.task)
     if not task.truncates_frames:
-        raise ValueError(f"frames= applies to video entries, not to a {task.name} entry")
+        raise UsageError(f"frames= applies to video entries, not to a {task.name} entry")
     if isinstance(frames, bool) or frames < 1:
-        raise ValueError(f"frames must be a positive integer, got {frames!r}")
+        raise UsageError(f"frames must be a positive integer, got {frames!r}")
     shape = [frames, *card.input_shape[1:]]
     return card.replace(
         input_shape=shape,
@@ -1084,7 +1076,7 @@ def refuse_recording_on_itself(entry_name, run_directory):
     The CLI calls it before training, so the refusal costs nothing."""
     shipped = artifacts.shipped(entry_name)
     if shipped is not None and shipped.resolve() == Path(run_directory).resolve():
-        raise ValueError(
+        raise UsageError(
             f"{run_directory} is the shipped {entry_name} itself: a run recorded on its card "
             f"trains into another --out"
         )

@@ -26,6 +26,7 @@ import numpy as np
 
 from kerasrv import architectures, artifacts, registry, tasks
 from kerasrv.artifacts import Card, CardError, WeightsError
+from kerasrv.errors import UsageError
 from kerasrv.registry import (
     UnknownModelError,
     get_entry,
@@ -64,7 +65,7 @@ def _checked_num_classes(num_classes, entry):
     if num_classes is None:
         return None
     if "num_classes" not in entry.args:
-        raise ValueError(
+        raise UsageError(
             f"{entry.name} is a {entry.task} model without classes; num_classes does not apply"
         )
     if (
@@ -72,7 +73,7 @@ def _checked_num_classes(num_classes, entry):
         or not isinstance(num_classes, numbers.Integral)
         or num_classes < 2
     ):
-        raise ValueError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
+        raise UsageError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
     return int(num_classes)
 
 
@@ -91,7 +92,7 @@ def _checked_input_shape(input_shape, entry):
             if len(expected) == 4
             else "(height, width, channels)"
         )
-        raise ValueError(
+        raise UsageError(
             f"{entry.name} expects input_shape {layout} of positive integers like "
             f"{tuple(expected)}, got {input_shape!r}"
         )
@@ -114,7 +115,7 @@ def build(name, *, num_classes=None, input_shape=None):
     except ValueError as error:
         if "output size would be zero or negative" not in str(error):
             raise
-        raise ValueError(
+        raise UsageError(
             f"{entry.name} cannot read input_shape {input_shape}: its pooling and strides "
             f"shrink it below one pixel (the entry's is "
             f"{tuple(entry.args['input_shape'])})"
@@ -384,7 +385,7 @@ def describe(model, like, *, name=None, class_names=None):
     if class_names is not None:
         class_names = list(class_names)
         if len(class_names) != num_classes:
-            raise ValueError(f"{len(class_names)} class names for a model of {num_classes} classes")
+            raise UsageError(f"{len(class_names)} class names for a model of {num_classes} classes")
     elif num_classes is not None:
         same = base.class_names and len(base.class_names) == num_classes
         class_names = list(base.class_names) if same else [f"class_{i}" for i in range(num_classes)]
@@ -462,7 +463,7 @@ def _resolve_keras_file(path):
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise WeightsError(f"cannot load {path}: {first}") from error
     if model.name not in list_architectures():
-        raise ValueError(
+        raise UsageError(
             f"{path} holds a model named {model.name!r}, which is not one of kerasrv's "
             f"architectures ({', '.join(list_architectures())}): kerasrv reads its task from "
             f"the architecture"

@@ -245,3 +245,34 @@ def test_list_survives_a_damaged_card(tmp_path):
     assert f"accuracy {accuracy}" in rows["row_rnn.lstm"]  # the undamaged card still lists
     code, _, stderr = run_cli("info", "row_rnn.gru", env=env)
     assert code == 2 and len(stderr) == 1 and "card.json is not valid JSON" in stderr[0]
+
+
+@pytest.mark.parametrize("bug", [ValueError("a shape went wrong inside"), KeyError("units")])
+def test_an_internal_error_is_a_traceback_not_one_line(bug, monkeypatch):
+    """A ValueError or KeyError from deep inside (a bug of ours or of a library) reaches the user
+    as its traceback; only kerasrv's own errors (kerasrv.errors) and the file system's are one
+    line with status 2."""
+
+    def broken(name):
+        raise bug
+
+    monkeypatch.setattr(zoo, "info", broken)
+    with pytest.raises(type(bug)):
+        cli.main(["info", "cnn_lstm"])
+
+
+def test_every_user_facing_error_is_a_kerasrv_error_and_keeps_its_builtin_base():
+    from kerasrv import errors
+
+    for error, base in (
+        (errors.UsageError, ValueError),
+        (errors.UnknownModelError, KeyError),
+        (errors.WeightsError, ValueError),
+        (errors.CardError, ValueError),
+        (errors.DatasetError, RuntimeError),
+        (errors.RunExistsError, ValueError),
+        (errors.TrainingDiverged, RuntimeError),
+    ):
+        assert issubclass(error, errors.KerasrvError) and issubclass(error, base)
+    with pytest.raises(errors.UsageError):
+        zoo.load("cnn_lstm", input_shape=(28, 28))

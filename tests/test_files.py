@@ -233,9 +233,18 @@ def test_train_evaluate_export_and_predict_on_a_users_folder(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, entry", [("images", "cnn_lstm"), ("videos", "lrcn")])
-def test_fine_tuning_from_the_zoo_beats_fresh_weights_on_the_same_budget(kind, entry, tmp_path):
-    """RGB photos in 4 classes (1,000) and colour mp4 clips in 4 directions (240), 3 epochs."""
+@pytest.mark.parametrize(
+    "kind, entry, margin", [("images", "cnn_lstm", 0.0), ("videos", "lrcn", 0.15)]
+)
+def test_fine_tuning_from_the_zoo_beats_fresh_weights_on_the_same_budget(
+    kind, entry, margin, tmp_path
+):
+    """RGB photos in 4 classes (1,000) and colour mp4 clips in 4 directions (240), 3 epochs.
+
+    The photos' margin was 0.15 while fresh weights validated on unsettled BatchNorm
+    statistics; with them measured (`kerasrv.training.PreciseBatchNorm`) fresh weights reach
+    0.97 and the zoo's 0.99 (2026-12-06), so the zoo's weights no longer win by much there.
+    """
     from kerasrv import training
 
     folder = samples.write(kind, tmp_path / kind, count=250 if kind == "images" else 60)
@@ -249,7 +258,7 @@ def test_fine_tuning_from_the_zoo_beats_fresh_weights_on_the_same_budget(kind, e
             weights=weights,
         )
         accuracy[weights] = card.metrics["accuracy"]
-    assert accuracy["default"] >= accuracy[None] + 0.15, accuracy
+    assert accuracy["default"] >= accuracy[None] + margin, accuracy
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import functools
 import keras
 
 from kerasrv.architectures import encoders
+from kerasrv.errors import UsageError
 from kerasrv.labels import SEGMENTATION_CLASSES
 from kerasrv.layers import FrameWise, conv_block, segmentation_head, upsample_block
 from kerasrv.registry import architecture, register
@@ -53,7 +54,7 @@ def _encode_recur_decode(frames, filters, recurrent_filters, frame_encoder, enco
         x = FrameWise(keras.layers.MaxPooling2D(2), name="encoder_pool")(x)
     else:
         if len(filters) != 2:
-            raise ValueError(
+            raise UsageError(
                 f"a keras.applications frame encoder gives two skips (strides 2 and 4): "
                 f"filters must have 2 stages, got {filters}"
             )
@@ -79,12 +80,12 @@ def _encode_recur_decode(frames, filters, recurrent_filters, frame_encoder, enco
 
 def _check_frames(input_shape, filters, builder):
     if len(input_shape) != 4:
-        raise ValueError(
+        raise UsageError(
             f"{builder} expects input_shape (frames, height, width, channels), got {input_shape}"
         )
     factor = 2 ** (len(filters) + 1)
     if input_shape[1] % factor or input_shape[2] % factor:
-        raise ValueError(
+        raise UsageError(
             f"{builder} with {len(filters)} encoder stages expects height and width divisible "
             f"by {factor}, got {input_shape[1]}×{input_shape[2]}"
         )

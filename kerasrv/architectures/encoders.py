@@ -17,6 +17,8 @@ import importlib
 import keras
 import numpy as np
 
+from kerasrv.errors import UsageError
+
 
 def _constructor(name):
     """The `keras.applications` function of a name, matched without case or underscores."""
@@ -25,7 +27,7 @@ def _constructor(name):
         if attribute[:1].isupper() and attribute.lower() == wanted:
             return getattr(keras.applications, attribute)
     known = sorted(a for a in dir(keras.applications) if a[:1].isupper())
-    raise ValueError(
+    raise UsageError(
         f"unknown frame encoder {name!r}: expected 'cnn' (the architecture's own), a "
         f"keras.Model, or a keras.applications name ({', '.join(known)})"
     )
@@ -76,7 +78,7 @@ def application(name, frame_shape, weights=None, *, strides=None, model_name="fr
     constructor = _constructor(name)
     height, width, channels = frame_shape
     if channels not in (1, 3):
-        raise ValueError(f"an ImageNet frame encoder takes 1 or 3 channels, got {channels}")
+        raise UsageError(f"an ImageNet frame encoder takes 1 or 3 channels, got {channels}")
     frame = keras.Input(frame_shape, name="frame")
     x = preprocessing(constructor, channels)(frame)
     backbone = constructor(include_top=False, weights=weights, input_shape=(height, width, 3))
@@ -89,7 +91,7 @@ def application(name, frame_shape, weights=None, *, strides=None, model_name="fr
                     found[stride] = layer.output
         missing = [s for s in strides if s not in found]
         if missing:
-            raise ValueError(
+            raise UsageError(
                 f"{name} has no feature map at stride {missing} for frames of {height}×{width}"
             )
         backbone = keras.Model(

@@ -15,13 +15,14 @@ with OpenSTL's metrics (`kerasrv.tasks.openstl_metrics`).
 
 import keras
 
+from kerasrv.errors import UsageError
 from kerasrv.layers import Forecaster, ForecastModel
 from kerasrv.registry import architecture, register
 
 
 def _forecaster(name, cell, input_shape, output_frames, filters, kernel_size, patch_size):
     if len(input_shape) != 4:
-        raise ValueError(
+        raise UsageError(
             f"{name} expects input_shape (frames, height, width, channels), got {input_shape}"
         )
     frames = keras.Input(input_shape, name="frames")

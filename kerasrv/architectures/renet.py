@@ -2,6 +2,7 @@
 
 import keras
 
+from kerasrv.errors import UsageError
 from kerasrv.labels import FASHION_MNIST_CLASSES
 from kerasrv.layers import ReNet
 from kerasrv.registry import architecture, register
@@ -53,7 +54,7 @@ def renet(
         (2, 10)
     """
     if len(units) != len(patch_sizes):
-        raise ValueError(
+        raise UsageError(
             f"renet expects one patch size per ReNet layer, got units={units} and "
             f"patch_sizes={patch_sizes}"
         )

@@ -20,6 +20,7 @@ from kerasrv import data, evaluation, export, tasks, zoo
 from kerasrv.bench import measure
 from kerasrv.bench.textbooks import textbook
 from kerasrv.data import files, samples
+from kerasrv.errors import UsageError
 from kerasrv.training import hardware, versions
 
 RESULTS = Path("bench/results.json")
@@ -245,7 +246,7 @@ def run(names=None, quick=False, out=RESULTS, data_dir=None, log=print, update=F
     if update and Path(out).is_file():  # the file's header stays the run that made it
         earlier = json.loads(Path(out).read_text())
         if earlier["quick"] != quick:
-            raise ValueError(f"{out} holds a {'quick' if earlier['quick'] else 'full'} run")
+            raise UsageError(f"{out} holds a {'quick' if earlier['quick'] else 'full'} run")
         results.update(
             machine=earlier["machine"],
             matmul_flops_per_s=earlier["matmul_flops_per_s"],

@@ -12,6 +12,7 @@ import keras
 from keras import layers
 
 from kerasrv import tasks
+from kerasrv.errors import UsageError
 
 
 def _renet_sweeps(x, units):
@@ -118,7 +119,7 @@ TEXTBOOKS = {
 
 def _of(architecture):
     if architecture not in TEXTBOOKS:
-        raise ValueError(
+        raise UsageError(
             f"no textbook model for architecture {architecture!r}: add one to "
             f"kerasrv.bench.textbooks.TEXTBOOKS before benchmarking it (known: "
             f"{', '.join(TEXTBOOKS)})"

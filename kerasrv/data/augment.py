@@ -10,6 +10,8 @@ import math
 
 import tensorflow as tf
 
+from kerasrv.errors import UsageError
+
 AUGMENT_SHIFT = 2  # pixels
 # Random erasing as Zhong et al. (2020) run it on Fashion-MNIST: half the images get one
 # rectangle of 2–40% of their area, aspect ratio 0.3–3.3, filled with uniform noise.
@@ -52,7 +54,7 @@ def random_erasing(x, y):
     this is for classification only (a mask would no longer describe its erased image).
     """
     if y.shape.rank >= 3:
-        raise ValueError("random erasing is for classifiers: a mask cannot follow an erased image")
+        raise UsageError("random erasing is for classifiers: a mask cannot follow an erased image")
     batch, height, width = tf.shape(x)[0], x.shape[1], x.shape[2]
     area = tf.random.uniform([batch], *ERASE_AREA) * height * width
     aspect = tf.exp(tf.random.uniform([batch], *(math.log(a) for a in ERASE_ASPECT)))
@@ -91,7 +93,7 @@ def augmentation_name(augment):
         return "flip"
     if augment in AUGMENTATIONS:
         return augment
-    raise ValueError(
+    raise UsageError(
         f"augment is one of {', '.join(AUGMENTATIONS)} (shift: random shifts of up to "
         f"{AUGMENT_SHIFT} pixels; flip: horizontal flips too; erasing: random erasing too), got "
         f"{augment!r}"

@@ -48,6 +48,7 @@ from kerasrv.data import preprocessing
 from kerasrv.data.augment import augmentation
 from kerasrv.data.idx import DatasetError
 from kerasrv.data.preprocessing import opencv
+from kerasrv.errors import UsageError
 
 IMAGE_SUFFIXES = (
     ".png",
@@ -106,7 +107,7 @@ class Found:
             return self.validation
         if name == "test":
             return self.test if self.test is not None else self.validation
-        raise ValueError(f"splits of a data folder are train, validation and test, got {name!r}")
+        raise UsageError(f"splits of a data folder are train, validation and test, got {name!r}")
 
     def record(self):
         """What a card records of the data a model was trained on."""
@@ -450,7 +451,7 @@ _SLICE = re.compile(r"^(\w+)(?:\[(-?\d*):(-?\d*)\])?$")
 def _items(found, split):
     match = _SLICE.match(split)
     if not match:
-        raise ValueError(f"a data folder's split is train, validation or test[:N], got {split!r}")
+        raise UsageError(f"a data folder's split is train, validation or test[:N], got {split!r}")
     name, start, stop = match.groups()
     items = found.split(name)
     return items[int(start) if start else None : int(stop) if stop else None]
@@ -502,7 +503,7 @@ def dataset(found, card, split, batch_size, *, shuffle=None, seed=0, augment=Fal
     augment = augmentation(augment)
     if augment is not None:
         if task.video:
-            raise ValueError(f"augment= applies to image tasks, not to a {task.name} model")
+            raise UsageError(f"augment= applies to image tasks, not to a {task.name} model")
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     classes = len(found.class_names) if found.class_names else None
     ds = ds.map(

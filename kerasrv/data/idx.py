@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasrv.errors import DatasetError, UsageError  # kerasrv.data.DatasetError too
+
 DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 ENV_DIR = "KERASRV_FASHION_MNIST_DIR"
 
@@ -23,10 +25,6 @@ INSTALL_HINT = (
     "install Debian's package (sudo apt-get install dataset-fashion-mnist) or set "
     f"{ENV_DIR} to a directory holding the four Fashion-MNIST IDX files (gzip or raw)"
 )
-
-
-class DatasetError(RuntimeError):
-    """A dataset file that is missing, truncated or not what it should be."""
 
 
 def data_dir(directory=None):
@@ -145,7 +143,7 @@ def load_fashion_mnist(split="train", directory=None):
         ((10000, 28, 28), array([9, 2, 1], dtype=uint8))
     """
     if split not in FILES:
-        raise ValueError(f"Fashion-MNIST has splits 'train' and 'test', got {split!r}")
+        raise UsageError(f"Fashion-MNIST has splits 'train' and 'test', got {split!r}")
     directory = data_dir(directory).resolve()
     images_stem, labels_stem, _ = FILES[split]
     paths = (_find(directory, images_stem), _find(directory, labels_stem))

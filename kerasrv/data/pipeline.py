@@ -16,6 +16,7 @@ from kerasrv import tasks
 from kerasrv.data import builders, files
 from kerasrv.data.augment import augmentation
 from kerasrv.data.idx import DatasetError, fingerprint
+from kerasrv.errors import UsageError
 
 SHUFFLE_BUFFER = 20_000  # whole datasets up to this size shuffle perfectly
 
@@ -119,7 +120,7 @@ def _spec_of(source, dataset, target, input_shape):
     """(task, dataset, target, input shape, number of classes) for a card or a task."""
     if isinstance(source, (str, tasks.Task)):
         if dataset is None:
-            raise ValueError(f"pipeline({source!r}) needs dataset=... for a bare task")
+            raise UsageError(f"pipeline({source!r}) needs dataset=... for a bare task")
         card = {"task": tasks.get(source).name, "dataset": dataset}
     else:
         card = source  # a card (or a mapping with the card's keys)
@@ -260,7 +261,7 @@ def pipeline(
     stored = tuple(features[input_key].shape)
     if frames is not None:
         if not task.truncates_frames:
-            raise ValueError(f"frames= applies to video entries, not to a {task.name} entry")
+            raise UsageError(f"frames= applies to video entries, not to a {task.name} entry")
         stored = (min(frames, stored[0]), *stored[1:])
         if shape is not None:
             shape = (stored[0], *shape[1:])
@@ -290,7 +291,7 @@ def pipeline(
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     augment = augmentation(augment)
     if augment is not None and task.video:
-        raise ValueError(f"augment= applies to image tasks, not to a {task.name} entry")
+        raise UsageError(f"augment= applies to image tasks, not to a {task.name} entry")
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
@@ -351,7 +352,7 @@ def fresh_clips(source, count, batch_size, *, seed=0, data_dir=None):
     task, dataset, target, _, num_classes = _spec_of(source, None, None, None)
     builder = tfds.builder(dataset, data_dir=data_dir or os.environ.get("TFDS_DATA_DIR"))
     if not (task.video and builder.name in builders.NAMES):
-        raise ValueError(
+        raise UsageError(
             f"fresh clips are drawn by kerasrv's video builders, not for {dataset} ({task.name})"
         )
     keys = (task.input_name, target)
@@ -400,7 +401,7 @@ def show(name, split="test", out=None, count=8, data_dir=None):
     from kerasrv import pictures
 
     if count < 1:
-        raise ValueError(f"count must be a positive integer, got {count!r}")
+        raise UsageError(f"count must be a positive integer, got {count!r}")
     ds, info = load_split(name, f"{split}[:{count}]", data_dir)
     examples = list(tfds.as_numpy(ds))
     if not examples:

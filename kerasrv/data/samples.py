@@ -26,6 +26,7 @@ import numpy as np
 
 from kerasrv.data import files, synthesis
 from kerasrv.data.idx import load_fashion_mnist
+from kerasrv.errors import UsageError
 from kerasrv.labels import COARSE_CLASSES, COARSE_OF_CLASS, MOTION_DIRECTIONS, SEGMENTATION_CLASSES
 
 KINDS = ("images", "masks", "videos", "video_masks", "clips")
@@ -56,9 +57,9 @@ def write(kind, out, *, count=24, size=None, frames=None, seed=0):
     cv2 = files.opencv()
 
     if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+        raise UsageError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive integer, got {count!r}")
+        raise UsageError(f"count must be a positive integer, got {count!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     images, labels = load_fashion_mnist("test")

@@ -13,6 +13,8 @@ silhouette); fainter pixels are dropped, so a mask is non-zero exactly where a f
 
 import numpy as np
 
+from kerasrv.errors import UsageError
+
 THRESHOLD = 16
 MAX_ITEMS = 4  # the `items` and `classes` features are padded with -1 to this length
 
@@ -40,7 +42,7 @@ def item_pixels(image, size=28):
         A (size, size) uint8 array, zero outside the item's silhouette.
     """
     if 28 % size:
-        raise ValueError(f"item size must divide 28, got {size}")
+        raise UsageError(f"item size must divide 28, got {size}")
     factor = 28 // size
     item = image.reshape(size, factor, size, factor).mean(axis=(1, 3)).round().astype(np.uint8)
     return np.where(item >= THRESHOLD, item, 0).astype(np.uint8)
@@ -82,14 +84,14 @@ def moving_sequence(
         (MAX_ITEMS, T, 2) top-left (x, y) of each item in each frame (-1 padding).
     """
     if item_size >= canvas:
-        raise ValueError(f"items of {item_size} px do not move on a {canvas} px canvas")
+        raise UsageError(f"items of {item_size} px do not move on a {canvas} px canvas")
     count = int(rng.integers(items[0], items[1] + 1))
     indices = rng.integers(len(images), size=count)
     direction = int(rng.integers(len(DIRECTIONS)))
     speed = rng.integers(speeds[0], speeds[1] + 1, size=count)
     limit = canvas - item_size  # largest top-left coordinate
     if limit < 2 * speeds[1]:
-        raise ValueError(f"a {canvas} px canvas leaves {item_size} px items no room for two steps")
+        raise UsageError(f"a {canvas} px canvas leaves {item_size} px items no room for two steps")
     positions = np.full((MAX_ITEMS, frames, 2), -1, dtype=np.int64)
     for j in range(count):
         velocity = DIRECTIONS[direction] * speed[j]

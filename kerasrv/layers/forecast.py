@@ -19,6 +19,8 @@ that `ScheduledSampling` lowers to zero over training (Bengio et al., 2015).
 import keras
 from keras import ops
 
+from kerasrv.errors import UsageError
+
 
 def _conv(filters, kernel_size, name, dtype):
     return keras.layers.Conv2D(
@@ -160,10 +162,10 @@ class Forecaster(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if cell not in CELLS:
-            raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(CELLS)}")
+            raise UsageError(f"unknown cell {cell!r}; expected one of {', '.join(CELLS)}")
         filters = tuple(int(f) for f in filters)
         if cell == "stlstm" and len(set(filters)) != 1:
-            raise ValueError(
+            raise UsageError(
                 f"an ST-LSTM stack passes its memory M between layers: filters must be equal, "
                 f"got {filters}"
             )
@@ -183,7 +185,7 @@ class Forecaster(keras.layers.Layer):
         _, _, height, width, channels = input_shape
         p = self.patch_size
         if height % p or width % p:
-            raise ValueError(
+            raise UsageError(
                 f"Forecaster with patch_size={p} expects height and width divisible by {p}, got "
                 f"{height}×{width}"
             )

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from kerasrv.errors import UsageError
+
 
 @keras.saving.register_keras_serializable(package="kerasrv")
 class PeepholeLSTMCell(keras.layers.Layer):
@@ -56,7 +58,7 @@ class PeepholeLSTMCell(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if units <= 0:
-            raise ValueError(f"PeepholeLSTMCell expects units > 0, got {units}")
+            raise UsageError(f"PeepholeLSTMCell expects units > 0, got {units}")
         self.units = units
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)

@@ -6,6 +6,7 @@ import uuid
 
 import keras
 
+from kerasrv.errors import UsageError
 from kerasrv.layers.peephole import PeepholeLSTMCell
 
 CELLS = ("lstm", "gru", "simple", "peephole")
@@ -44,7 +45,7 @@ def recurrent(cell, units, *, return_sequences=False, unroll=False, name=None, d
         return keras.layers.SimpleRNN(units, **common)
     if cell == "peephole":
         return keras.layers.RNN(PeepholeLSTMCell(units, dtype=dtype), **common)
-    raise ValueError(f"unknown recurrent cell {cell!r}; expected one of {', '.join(CELLS)}")
+    raise UsageError(f"unknown recurrent cell {cell!r}; expected one of {', '.join(CELLS)}")
 
 
 def bidirectional(layer, **kwargs):
@@ -161,7 +162,7 @@ class UnrolledGRU(keras.layers.Layer):
 
     def call(self, sequence, mask=None, training=None):
         if mask is not None:
-            raise ValueError("UnrolledGRU does not take a mask")
+            raise UsageError("UnrolledGRU does not take a mask")
         ops = keras.ops
         units = self.units
         input_bias, recurrent_bias = self.bias[0], self.bias[1]
@@ -309,7 +310,7 @@ class UnrolledLSTM(_LSTMForm):
 
     def call(self, sequence, mask=None, training=None):
         if mask is not None:
-            raise ValueError("UnrolledLSTM does not take a mask")
+            raise UsageError("UnrolledLSTM does not take a mask")
         ops = keras.ops
         # One matmul over every step, on the sequence folded to 2-D by its static sizes (a 3-D
         # matmul is a Tensordot that reads the batch at run time), as in UnrolledGRU.
@@ -429,7 +430,7 @@ class FusedLSTM(_LSTMForm):
 
     def call(self, sequence, initial_state=None, mask=None, training=None):
         if mask is not None or initial_state is not None:
-            raise ValueError("FusedLSTM takes neither a mask nor an initial state")
+            raise UsageError("FusedLSTM takes neither a mask nor an initial state")
         import tensorflow as tf
 
         batch = sequence.shape[0] if sequence.shape[0] is not None else tf.shape(sequence)[0]
@@ -471,7 +472,7 @@ class _BidirectionalForm(keras.layers.Layer):
     def __init__(self, units, return_sequences=False, merge_mode="concat", **kwargs):
         super().__init__(**kwargs)
         if merge_mode not in self.MERGES:
-            raise ValueError(
+            raise UsageError(
                 f"merge_mode must be one of {', '.join(self.MERGES)}, got {merge_mode!r}"
             )
         self.units = units
@@ -512,7 +513,7 @@ class _BidirectionalForm(keras.layers.Layer):
 
     def call(self, sequence, mask=None, training=None):
         if mask is not None:
-            raise ValueError(f"{type(self).__name__} does not take a mask")
+            raise UsageError(f"{type(self).__name__} does not take a mask")
         ops = keras.ops
         y, y_reversed = self.forward(sequence), self.backward(sequence)
         if self.return_sequences:
@@ -630,7 +631,7 @@ class UnrolledConvLSTM2D(keras.layers.Layer):
 
     def call(self, frames, mask=None, training=None):
         if mask is not None:
-            raise ValueError("UnrolledConvLSTM2D does not take a mask")
+            raise UsageError("UnrolledConvLSTM2D does not take a mask")
         ops = keras.ops
         steps = frames.shape[1]
         # Every frame's input product at once: time folded into the batch (static reshapes).

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from kerasrv.errors import UsageError
 from kerasrv.layers.recurrent import (
     FusedBidirectionalLSTM,
     UnrolledBidirectionalLSTM,
@@ -43,7 +44,7 @@ class ReNet(keras.layers.Layer):
     def __init__(self, units, patch_size=1, cell="lstm", unroll=False, fused=False, **kwargs):
         super().__init__(**kwargs)
         if patch_size < 1:
-            raise ValueError(f"ReNet expects patch_size >= 1, got {patch_size}")
+            raise UsageError(f"ReNet expects patch_size >= 1, got {patch_size}")
         self.units = units
         self.patch_size = patch_size
         self.cell = cell
@@ -75,14 +76,14 @@ class ReNet(keras.layers.Layer):
 
     def build(self, input_shape):
         if len(input_shape) != 4 or any(d is None for d in input_shape[1:]):
-            raise ValueError(
+            raise UsageError(
                 f"ReNet expects input of shape (batch, height, width, channels) with static "
                 f"sizes, got {tuple(input_shape)}"
             )
         _, height, width, channels = input_shape
         p = self.patch_size
         if height % p or width % p:
-            raise ValueError(
+            raise UsageError(
                 f"ReNet with patch_size={p} expects height and width divisible by {p}, "
                 f"got {height}×{width}"
             )

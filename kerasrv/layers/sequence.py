@@ -3,11 +3,13 @@
 import keras
 from keras import ops
 
+from kerasrv.errors import UsageError
+
 
 def _check_static(shape, dims, layer):
     missing = [i for i in dims if shape[i] is None]
     if missing:
-        raise ValueError(
+        raise UsageError(
             f"{layer} needs static sizes on axes {missing} of its input, got shape {tuple(shape)}"
         )
 
@@ -31,12 +33,12 @@ class ImageToSequence(keras.layers.Layer):
     def __init__(self, steps="rows", **kwargs):
         super().__init__(**kwargs)
         if steps not in ("rows", "columns"):
-            raise ValueError(f"ImageToSequence expects steps='rows' or 'columns', got {steps!r}")
+            raise UsageError(f"ImageToSequence expects steps='rows' or 'columns', got {steps!r}")
         self.steps = steps
 
     def build(self, input_shape):
         if len(input_shape) != 4:
-            raise ValueError(
+            raise UsageError(
                 f"ImageToSequence expects input of shape (batch, height, width, channels), "
                 f"got {tuple(input_shape)}"
             )
@@ -88,7 +90,7 @@ class FrameWise(keras.layers.Wrapper):
 
     def build(self, input_shape):
         if len(input_shape) < 3:
-            raise ValueError(
+            raise UsageError(
                 f"FrameWise expects input of shape (batch, time, ...), got {tuple(input_shape)}"
             )
         _check_static(input_shape, range(2, len(input_shape)), "FrameWise")
