@@ -224,6 +224,23 @@ def next_frames(shown, out, title):
     return _save(fig, out)
 
 
+def per_frame_mse(per_frame, out, title):
+    """The MSE of each predicted frame (OpenSTL's: summed over a frame's pixels), the model's
+    beside copying the last given frame."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    steps = np.arange(1, len(per_frame["mse"]) + 1)
+    ax.plot(steps, per_frame["copy_last_mse"], "o--", color="grey", label="copy the last frame")
+    ax.plot(steps, per_frame["mse"], "o-", label="model")
+    ax.set_xlabel("predicted frame (1 = the first after the given ones)", fontsize=8)
+    ax.set_ylabel("MSE (summed over a frame's pixels)", fontsize=8)
+    ax.set_xticks(steps)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=7)
+    return _save(fig, out)
+
+
 def rollouts(shown, out, title):
     """Up to 3 clips: the given frames, then the true future above and the predicted below."""
     clips = shown[:3]

@@ -502,12 +502,17 @@ class _VideoPredictionMeasure:
 
     def __init__(self):
         self.sums = {}
+        self.per_frame = {}  # squared error summed over a frame's pixels, per predicted frame
+        self.clips = 0
 
     def update(self, y, p, x):
         copy_last = np.repeat(x[:, -1:], y.shape[1], axis=1)
         for prefix, guess in (("", p), ("copy_last_", copy_last)):
             for key, value in openstl_metrics(guess, y).items():
                 self.sums[prefix + key] = self.sums.get(prefix + key, 0) + value
+            error = np.square(np.asarray(guess, np.float64) - y).sum(axis=(2, 3, 4)).sum(0)
+            self.per_frame[prefix + "mse"] = self.per_frame.get(prefix + "mse", 0) + error
+        self.clips += len(y)
 
     def result(self):
         metrics = {}
@@ -516,7 +521,9 @@ class _VideoPredictionMeasure:
             for key in ("mse", "mae", "ssim", "psnr"):
                 metrics[prefix + key] = self.sums[prefix + key] / frames
         metrics["mse_vs_copy_last"] = metrics["mse"] / metrics["copy_last_mse"]
-        return {"metrics": metrics}
+        # OpenSTL's MSE of each predicted frame (1 = the first after the given ones)
+        per_frame = {k: [float(v) for v in s / self.clips] for k, s in self.per_frame.items()}
+        return {"metrics": metrics, "per_frame": per_frame}
 
 
 class _NextFrameMeasure:
@@ -598,7 +605,10 @@ class VideoPrediction(_PredictsFrames):
         from kerasrv import pictures
 
         title = pictures.evaluation_title(card, result)
-        return [pictures.rollouts(shown, out_dir / "predictions.png", title)]
+        return [
+            pictures.rollouts(shown, out_dir / "predictions.png", title),
+            pictures.per_frame_mse(result["per_frame"], out_dir / "mse_per_frame.png", title),
+        ]
 
 
 def openstl_metrics(predicted, true):

@@ -21,7 +21,7 @@ from kerasrv.bench import measure
 from kerasrv.bench.textbooks import textbook
 from kerasrv.data import files, samples
 from kerasrv.errors import UsageError
-from kerasrv.training import hardware, versions
+from kerasrv.provenance import hardware, versions
 
 RESULTS = Path("bench/results.json")
 TRAIN_ROUNDS = 3  # timed rounds of each model's training, alternating (see bench_entry)
