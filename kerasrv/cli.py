@@ -133,7 +133,7 @@ def cmd_train(args):
         raise UsageError("--note describes a recorded attempt: use it with --record-attempt")
     if args.record_attempt or args.record_baseline:
         entry = zoo.get_entry(args.name).name
-        run = Path(args.out) / (f"{entry}-frames{args.frames}" if args.frames else entry)
+        run = training.run_directory(args.out, entry, args.frames)
         training.refuse_recording_on_itself(entry, run)
     settings = training.Settings(
         epochs=args.epochs,

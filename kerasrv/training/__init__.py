@@ -51,6 +51,7 @@ from kerasrv.training.run import (
     Settings,
     batch_for,
     prepare,
+    run_directory,
 )
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "record_attempt",
     "record_baseline",
     "refuse_recording_on_itself",
+    "run_directory",
     "strategy_for",
     "train",
     "write_artifacts",

@@ -228,8 +228,8 @@ def prepare(
             or entry.recipe.get("validation_split")
             or f"train[{holdout}%:]"
         )
-    run_name = card.name if frames is None else f"{entry.name}-frames{frames}"
-    directory = Path(out) / run_name
+    directory = run_directory(out, card.name, frames)
+    run_name = directory.name
     _claim(directory, overwrite)
     recipe = dict(entry.recipe)
     epochs = settings.epochs or recipe["epochs"]
@@ -289,6 +289,12 @@ def prepare(
         frames=frames,
         command=command or shlex.join(["kerasrv", *sys.argv[1:]]),
     )
+
+
+def run_directory(out, name, frames=None):
+    """Where a run goes: `<out>/<name>/`, or `<out>/<entry>-frames<N>/` for a baseline on a video
+    entry's first N frames. The one rule for it (`kerasrv train` checks it before training)."""
+    return Path(out) / (name if frames is None else f"{name}-frames{frames}")
 
 
 def _card_for_frames(card, frames):
