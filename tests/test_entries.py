@@ -94,7 +94,9 @@ def test_next_frame_prediction_beats_copying_the_last_frame_by_40_percent():
 # blur of the items' mean position does not get there). Strict, as NOT_REACHED above.
 VIDEO_PREDICTORS = ("convlstm_forecast.mfmnist", "predrnn.mfmnist")
 QUARTER_NOT_REACHED = {
-    "convlstm_forecast.mfmnist": "3 epochs on 2 CPU cores (24 min): MSE 175.3, 0.46× copy-last",
+    "convlstm_forecast.mfmnist": (
+        "11 epochs in two legs on 2 CPU cores (1.7 h): MSE 155.7, 0.41× copy-last"
+    ),
     "predrnn.mfmnist": "3 epochs on 2 CPU cores (55 min): MSE 159.9, 0.42× copy-last",
 }
 
@@ -112,12 +114,18 @@ def test_video_predictors_make_a_quarter_of_the_copy_last_error(name):
     assert _card(name)["metrics"]["mse_vs_copy_last"] <= 0.25
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="budgets differ: convlstm_forecast has had its second leg (11 epochs, 1.7 h), "
+    "predrnn one (3 epochs; at 3 epochs each PredRNN was ahead, 159.9 against 175.3)",
+)
 def test_predrnn_beats_convlstm_at_the_same_training_budget():
-    """PredRNN's claim (Wang et al. 2017), measured: the same clips, epochs, batch, schedule,
-    precision and widths, and the spatio-temporal memory predicts better."""
+    """PredRNN's claim (Wang et al. 2017), measured: the same clips, legs, epochs, batch,
+    schedule, precision and widths, and the spatio-temporal memory predicts better."""
     convlstm, predrnn = (_card(name) for name in VIDEO_PREDICTORS)
     for key in ("dataset", "train_split", "epochs", "batch_size", "learning_rate", "precision"):
         assert convlstm["training"][key] == predrnn["training"][key], key
+    assert convlstm["training"].get("epochs_total") == predrnn["training"].get("epochs_total")
     shared = ("filters", "kernel_size", "patch_size", "input_shape", "output_frames")
     for key in shared:
         assert convlstm["builder_args"][key] == predrnn["builder_args"][key], key

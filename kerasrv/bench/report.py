@@ -29,6 +29,40 @@ def _openstl_cells(metrics, prefix=""):
     ]
 
 
+def _forecaster_leg_lines():
+    """The legs each forecaster's weights went through, and the recipe pilots' curves."""
+    rows = []
+    for name in zoo.list_models():
+        card = zoo.info(name)
+        if card.task != "video_prediction" or not card.training:
+            continue
+        for i, leg in enumerate(card.training.get("legs") or [], 1):
+            curve = [v for *_, v in leg.get("curve") or []]
+            best = f"{min(curve) * 64 * 64:.1f}" if curve else "—"
+            rows.append(
+                f"| {name} | {i} | {leg['epochs_run']} | {(leg['wall_time_s'] or 0) / 3600:.2f} | "
+                f"{leg['precision']} | {best} | `{leg['command']}` |"
+            )
+    if not rows:
+        return []
+    return [
+        "### How the forecasters were trained: legs and curves",
+        "",
+        "Each leg starts from the weights the last one shipped, with a fresh optimizer and "
+        "schedule (`training.legs` on the card); the best validation MSE of a leg is on the "
+        "1,000 validation clips, in OpenSTL's unit. `bench/forecast_curves.png` "
+        "(`python bench/forecast_pilots.py --report`) draws each leg's validation curve against "
+        "hours beside the recipe pilots (`bench/pilots/`, each from fresh weights).",
+        "",
+        "| entry | leg | epochs | hours | precision | best val MSE | command |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "![validation MSE against hours](forecast_curves.png)",
+        "",
+    ]
+
+
 def _video_prediction_lines():
     """Our trained video predictors beside OpenSTL's table, from their cards."""
     rows, copy_last, reference = [], None, None
@@ -43,7 +77,9 @@ def _video_prediction_lines():
                 f"**{name}**",
                 f"{card.params / 1e6:.2f}M",
                 f"{macs / 1e9:.1f}G",
-                f"{training['epochs']} ({training['hardware']})",
+                f"{training.get('epochs_total', training['epochs'])} "
+                f"({training.get('wall_time_total_s', training['wall_time_s']) / 3600:.1f} h, "
+                f"{training['hardware']})",
                 *_openstl_cells(m),
                 f"{m['mse_vs_copy_last']:.3f}",
             ]
@@ -374,6 +410,7 @@ def report(results_path=RESULTS, markdown=None, chart=None):
             ],
         )
     lines += _video_prediction_lines()
+    lines += _forecaster_leg_lines()
     lines += [
         "## Goals",
         "",
