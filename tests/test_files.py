@@ -7,8 +7,10 @@ import cv2
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from helpers import call_cli, run_cli
 
+from kerasrv import zoo
 from kerasrv.data import DatasetError, files, preprocessing, samples
 
 QUICK = ["--epochs", "1", "--batch-size", "16"]
@@ -210,26 +212,54 @@ def test_train_evaluate_export_and_predict_on_a_users_folder(
     sample = sorted(folder.rglob("*.png" if kind in ("images", "masks") else "*.mp4"))[0]
     if kind == "masks":
         sample = folder / "images" / "0000.png"
-    code, stdout, stderr = call_cli("predict", run, sample, "--out", tmp_path / "masks")
+    code, stdout, stderr = call_cli(
+        "predict", run, sample, "--top-k", "4", "--out", tmp_path / "masks"
+    )
     assert code == 0, stderr
+    # The user's view: what predict wrote is the model's answer on the file as training reads
+    # it, and the exported SavedModel answers the same on it.
+    model, _ = zoo.resolve(run)
+    shape = tuple(card["input_shape"])
+    if kind in ("images", "masks"):
+        x = preprocessing.image_file(sample, shape)
+    elif kind == "forecast_clips":  # the clip's last 10 frames: what comes after them
+        count = preprocessing.frame_count(sample)
+        wanted = np.arange(count - shape[0], count)
+        x = preprocessing.fit(preprocessing.decode_clip_at(sample, wanted), shape).numpy()
+    else:
+        x = preprocessing.clip_file(sample, shape)
+    keras_answer = np.asarray(model.predict_on_batch(preprocessing.scale(x[None])))[0]
+    serving = tf.saved_model.load(str(tmp_path / "export" / card["name"] / "1"))
+    exported_answer = list(
+        serving.signatures["serving_default"](tf.constant(preprocessing.scale(x[None]))).values()
+    )[0].numpy()[0]
+    if kind == "forecast_clips":
+        np.testing.assert_allclose(exported_answer, keras_answer, atol=1e-4)
+    else:
+        np.testing.assert_array_equal(exported_answer.argmax(-1), keras_answer.argmax(-1))
     if kind == "video_masks":  # a mask per frame read, at the video's size
         written = sorted((tmp_path / "masks" / "0000.masks").glob("*.png"))
         assert len(written) == 10
-        mask = cv2.imread(str(written[0]), cv2.IMREAD_UNCHANGED)
-        assert mask.shape == (64, 64) and mask.max() < len(card["class_names"])
+        masks = np.stack([cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in written])
+        np.testing.assert_array_equal(masks, keras_answer.argmax(-1))  # 64×64 video: no resize
     elif kind == "forecast_clips":  # the next 10 frames as a video and a picture
         capture = cv2.VideoCapture(str(tmp_path / "masks" / "0000.predicted.mp4"))
         assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
         capture.release()
         picture = cv2.imread(str(tmp_path / "masks" / "0000.predicted.png"))
         assert picture.shape == (2 * 64, 10 * 64, 3)
+        predicted = picture[64:, :, 0].reshape(64, 10, 64).transpose(1, 0, 2)
+        expected = np.round(np.clip(keras_answer[..., 0], 0, 1) * 255)
+        assert np.abs(predicted.astype(int) - expected).max() <= 1  # the model's frames
     elif kind == "masks":
         mask = cv2.imread(str(tmp_path / "masks" / "0000.mask.png"), cv2.IMREAD_UNCHANGED)
-        assert mask.shape == (64, 64) and mask.max() < len(card["class_names"])
-    else:
+        np.testing.assert_array_equal(mask, keras_answer.argmax(-1))  # 64×64 image: no resize
+    else:  # the top 4 of 4 classes: the model's order, with its probabilities
         (line,) = stdout.splitlines()
-        names = [part.rsplit(" ", 1)[0] for part in line.split(": ", 1)[1].split(", ")]
-        assert len(names) == 3 and set(names) <= set(card["class_names"])
+        ranked = [part.rsplit(" ", 1) for part in line.split(": ", 1)[1].split(", ")]
+        order = np.argsort(-keras_answer)
+        assert [name for name, _ in ranked] == [card["class_names"][i] for i in order]
+        np.testing.assert_allclose([float(p) for _, p in ranked], keras_answer[order], atol=5e-4)
 
 
 @pytest.mark.slow
