@@ -106,17 +106,37 @@ def test_a_clip_is_decoded_at_the_models_shape(folders):
             lambda d: (d / "north" / "0001.mp4").write_bytes(b"\0" * 4096),
             "north/0001.mp4: no decodable frame",
         ),
+        (
+            "video_masks",
+            lambda d: (d / "masks" / "0003").rename(d / "masks" / "extra"),
+            "masks/extra has no video of the same name",
+        ),
+        (
+            "video_masks",
+            lambda d: (d / "masks" / "0002" / "0009.png").unlink(),
+            "masks/0002 holds 9 PNGs, its video 0002.mp4 10 frames",
+        ),
     ],
 )
 def test_a_file_that_cannot_be_used_is_named_in_one_line(kind, damage, message, folders, tmp_path):
     copy = tmp_path / kind
     samples.write(kind, copy, count=12)
     damage(copy)
-    task = {"images": "classification", "masks": "segmentation", "videos": "video_classification"}
+    task = {
+        "images": "classification",
+        "masks": "segmentation",
+        "videos": "video_classification",
+        "video_masks": "video_segmentation",
+    }
     with pytest.raises(DatasetError, match=message) as caught:
         files.scan(copy, task[kind])
     assert "\n" not in str(caught.value)
-    entry = {"images": "cnn_lstm", "masks": "reseg", "videos": "lrcn"}[kind]
+    entry = {
+        "images": "cnn_lstm",
+        "masks": "reseg",
+        "videos": "lrcn",
+        "video_masks": "convlstm_seg",
+    }[kind]
     code, _, stderr = call_cli("train", entry, "--data", copy, *QUICK, "--out", tmp_path / "runs")
     assert code == 2 and len(stderr) == 1 and message.split(":")[0] in stderr[0], stderr
     assert not (tmp_path / "runs").exists()  # nothing written

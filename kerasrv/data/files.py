@@ -275,50 +275,64 @@ def _class_folders(root, *, suffixes, known, expect=None):
 
 def _pairs(root, *, known, expect=None):
     """(class names, [(image, mask)]) of images/ and masks/ matched by file name."""
-    images_dir, masks_dir = root / "images", root / "masks"
-    for folder in (images_dir, masks_dir):
-        if not folder.is_dir():
-            raise DatasetError(
-                f"{root} has no {folder.name}/ folder: expected {root}/images/<name>.png and "
-                f"{root}/masks/<name>.png (mask pixel value = class id)"
-            )
-    images = {p.stem: p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-    masks = {p.stem: p for p in masks_dir.iterdir() if p.is_file()}
-    for stem, mask in sorted(masks.items()):
-        if stem not in images:
-            raise DatasetError(f"mask {mask} has no image of the same name in {images_dir}")
-    for stem, image in sorted(images.items()):
-        if stem not in masks:
-            raise DatasetError(f"image {image} has no mask of the same name in {masks_dir}")
-    if not images:
-        raise DatasetError(f"{images_dir} holds no images")
-    names = expect or known or _mask_classes(root)
-    return list(names) if names else None, [(images[s], masks[s]) for s in sorted(images)]
+    return _matched(
+        root,
+        known,
+        expect,
+        inputs="images",
+        suffixes=IMAGE_SUFFIXES,
+        mask_is_folder=False,
+        layout=f"{root}/images/<name>.png and {root}/masks/<name>.png (mask pixel value = "
+        f"class id)",
+    )
 
 
 def _video_pairs(root, *, known, expect=None):
     """(class names, [(video, mask folder)]) of videos/ and masks/<name>/ matched by name."""
-    videos_dir, masks_dir = root / "videos", root / "masks"
-    for folder in (videos_dir, masks_dir):
+    return _matched(
+        root,
+        known,
+        expect,
+        inputs="videos",
+        suffixes=VIDEO_SUFFIXES,
+        mask_is_folder=True,
+        layout=f"{root}/videos/<name>.mp4 and {root}/masks/<name>/<frame>.png (one PNG per "
+        f"frame; pixel value = class id)",
+    )
+
+
+def _matched(root, known, expect, *, inputs, suffixes, mask_is_folder, layout):
+    """(class names, [(input file, its mask or mask folder)]) of root/<inputs>/ and root/masks/
+    matched by name; an input without its mask, or a mask without its input, is named."""
+    inputs_dir, masks_dir = root / inputs, root / "masks"
+    for folder in (inputs_dir, masks_dir):
         if not folder.is_dir():
+            raise DatasetError(f"{root} has no {folder.name}/ folder: expected {layout}")
+    found = {p.stem: p for p in inputs_dir.iterdir() if p.suffix.lower() in suffixes}
+    masks = {
+        (p.name if mask_is_folder else p.stem): p
+        for p in masks_dir.iterdir()
+        if (p.is_dir() if mask_is_folder else p.is_file())
+    }
+    kind = inputs[:-1]  # "image", "video"
+    for name, mask in sorted(masks.items()):
+        if name not in found:
             raise DatasetError(
-                f"{root} has no {folder.name}/ folder: expected {root}/videos/<name>.mp4 and "
-                f"{root}/masks/<name>/<frame>.png (one PNG per frame; pixel value = class id)"
+                f"mask{' folder' if mask_is_folder else ''} {mask} has no {kind} of the same "
+                f"name in {inputs_dir}"
             )
-    videos = {p.stem: p for p in videos_dir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES}
-    masks = {p.name: p for p in masks_dir.iterdir() if p.is_dir()}
-    for name, folder in sorted(masks.items()):
-        if name not in videos:
-            raise DatasetError(
-                f"mask folder {folder} has no video of the same name in {videos_dir}"
-            )
-    for name, video in sorted(videos.items()):
+    for name, path in sorted(found.items()):
         if name not in masks:
-            raise DatasetError(f"video {video} has no mask folder {masks_dir / name}/")
-    if not videos:
-        raise DatasetError(f"{videos_dir} holds no videos ({', '.join(VIDEO_SUFFIXES)})")
+            where = (
+                f"mask folder {masks_dir / name}/"
+                if mask_is_folder
+                else f"mask of the same name in {masks_dir}"
+            )
+            raise DatasetError(f"{kind} {path} has no {where}")
+    if not found:
+        raise DatasetError(f"{inputs_dir} holds no {inputs} ({', '.join(suffixes)})")
     names = expect or known or _mask_classes(root)
-    return list(names) if names else None, [(videos[n], masks[n]) for n in sorted(videos)]
+    return list(names) if names else None, [(found[n], masks[n]) for n in sorted(found)]
 
 
 def _clips(root, expect=None):
