@@ -60,7 +60,25 @@ def _forecaster_leg_lines():
         "",
         "![validation MSE against hours](forecast_curves.png)",
         "",
+        *(
+            line
+            for name in ("convlstm_forecast.mfmnist", "predrnn.mfmnist")
+            if (PICTURES / name / "mse_per_frame.png").exists()
+            for line in (
+                f"{name} on the first 1,000 test clips "
+                f"(`kerasrv evaluate {name} --split 'test[:1000]' --out bench/forecast`): the "
+                "MSE of each predicted frame beside copying the last given frame, and three "
+                "clips (given and true frames above, predicted below).",
+                "",
+                f"![{name}: MSE per predicted frame](forecast/{name}/mse_per_frame.png)",
+                f"![{name}: three test clips](forecast/{name}/predictions.png)",
+                "",
+            )
+        ),
     ]
+
+
+PICTURES = Path(__file__).resolve().parents[2] / "bench" / "forecast"  # of the shipped weights
 
 
 def _video_prediction_lines():
