@@ -219,8 +219,10 @@ def test_train_evaluate_export_and_predict_on_a_users_folder(
     assert code == 0, stderr
     assert f"{task_metric}  " in stdout
 
-    # reseg's TFLite conversion (its unrolled sweeps) takes long; tests/test_export covers it
-    formats = "saved_model" if kind == "masks" else "saved_model,tflite"
+    # TFLite files of reseg (its unrolled sweeps) and of the ConvLSTM video models (every step
+    # written out) take long to convert; tests/test_export converts each task's entry
+    slow_to_convert = ("masks", "video_masks", "forecast_clips")
+    formats = "saved_model" if kind in slow_to_convert else "saved_model,tflite"
     code, stdout, stderr = call_cli(
         "export", run, "--format", formats, "--out", tmp_path / "export"
     )
