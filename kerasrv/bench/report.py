@@ -52,7 +52,10 @@ def _forecaster_leg_lines():
         "schedule (`training.legs` on the card); the best validation MSE of a leg is on the "
         "1,000 validation clips, in OpenSTL's unit. `bench/forecast_curves.png` "
         "(`python bench/forecast_pilots.py --report`) draws each leg's validation curve against "
-        "hours beside the recipe pilots (`bench/pilots/`, each from fresh weights).",
+        "hours beside the recipe pilots (`bench/pilots/`, each from fresh weights; one thing "
+        "changed, the rest as the entry's recipe at Adam 1e-3). Hours are wall time: a run that "
+        "shared the cores looks slower than it is (each epoch's seconds are in the pilot's "
+        "file and the leg's curve).",
         "",
         "| entry | leg | epochs | hours | precision | best val MSE | command |",
         "|---|---|---|---|---|---|---|",
