@@ -10,6 +10,7 @@ Example:
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from kerasrv import tasks
 from kerasrv.data import files, preprocessing
@@ -17,6 +18,7 @@ from kerasrv.data.idx import DatasetError
 from kerasrv.errors import UsageError
 
 MASK_SUFFIX = ".mask.png"  # what predict writes beside an image
+OVERLAP = 1 / 3  # of a window, shared with its neighbours when a large image is segmented
 PREDICTED = (
     "classification",
     "video_classification",
@@ -95,6 +97,8 @@ def predict_file(model, card, path, *, top_k=3, out=None):
         return _forecast(model, path, shape, out)
     if task.name == "video_segmentation":
         return _segment_clip(model, card, path, shape, out)
+    if task.name == "segmentation":
+        return _segment_image(model, card, path, shape, out)
     # the one preparation training and evaluate use (`kerasrv.data.preprocessing`)
     if task.video:
         x = preprocessing.clip_file(path, shape)
@@ -102,26 +106,93 @@ def predict_file(model, card, path, *, top_k=3, out=None):
         x = preprocessing.image_file(path, shape)
     probabilities = np.asarray(model.predict_on_batch(preprocessing.scale(x[None])))[0]
     names = card["class_names"]
-    if not task.per_pixel:
-        order = np.argsort(-probabilities)[:top_k]
-        return {"top": [(names[i], float(probabilities[i])) for i in order]}
-    return _write_mask(path, probabilities.argmax(-1), names, out)
+    order = np.argsort(-probabilities)[:top_k]
+    return {"top": [(names[i], float(probabilities[i])) for i in order]}
 
 
-def _write_mask(path, mask, names, out):
+def window_starts(size, window, overlap=OVERLAP):
+    """Where windows of `window` pixels start so that they cover `size` pixels, neighbours
+    sharing at least `overlap` of a window (the last one flush with the edge)."""
+    if size <= window:
+        return [0]
+    stride = max(1, int(window * (1 - overlap)))
+    count = -(-(size - window) // stride) + 1
+    return sorted({min(i * stride, size - window) for i in range(count)})
+
+
+def segment(model, image, shape, typical_size=None, batch_size=16):
+    """Class probabilities for every pixel of an image of any size, at its own size.
+
+    The image is resized by the factor that brought the model's training images (median
+    `typical_size`) to its input size, so things appear at the scale the model learnt them at;
+    windows of the input size then slide over it, overlapping by a third, and their
+    probabilities are averaged where they overlap (the "slide" inference of MMSegmentation and
+    of the fully-convolutional segmentation papers). The probabilities are resized bilinearly
+    to the image's own size: masks with the image's resolution, not the model's pixels blown up.
+    An image of the typical size is one window, prepared as training prepared it.
+
+    Args:
+        model: a segmentation model taking (batch, *shape).
+        image: RGB uint8 (height, width, 3).
+        shape: the model's input (height, width, channels).
+        typical_size: (height, width) of the images it was trained on (default: `shape`'s).
+
+    Returns:
+        float32 (height, width, classes).
+    """
+    height, width = image.shape[:2]
+    window_height, window_width, channels = (int(s) for s in shape)
+    typical_height, typical_width = typical_size or (window_height, window_width)
+    scaled = (
+        max(window_height, round(height * window_height / typical_height)),
+        max(window_width, round(width * window_width / typical_width)),
+    )
+    x = preprocessing.fit(image, (*scaled, channels)).numpy()
+    corners = [
+        (top, left)
+        for top in window_starts(scaled[0], window_height)
+        for left in window_starts(scaled[1], window_width)
+    ]
+    total, counts = None, np.zeros((*scaled, 1), np.float32)
+    for start in range(0, len(corners), batch_size):
+        chunk = corners[start : start + batch_size]
+        crops = np.stack([x[t : t + window_height, l : l + window_width] for t, l in chunk])
+        answers = np.asarray(model.predict_on_batch(preprocessing.scale(crops)), np.float32)
+        if total is None:
+            total = np.zeros((*scaled, answers.shape[-1]), np.float32)
+        for (top, left), answer in zip(chunk, answers):
+            total[top : top + window_height, left : left + window_width] += answer
+            counts[top : top + window_height, left : left + window_width] += 1
+    return _at_size(total / counts, (height, width))
+
+
+def _at_size(probabilities, size):
+    """Per-pixel probabilities (..., h, w, classes) resized bilinearly to `size`."""
+    if tuple(probabilities.shape[-3:-1]) == tuple(size):
+        return probabilities
+    return tf.image.resize(probabilities, size, method="bilinear").numpy()
+
+
+def _segment_image(model, card, path, shape, out):
+    """A mask of an image at its own size (`segment`), as a PNG of class ids."""
+    try:
+        image = preprocessing.decode_image(str(path)).numpy()
+    except tf.errors.OpError:
+        raise DatasetError(f"cannot read image {path}: not a readable image file") from None
+    typical = (card.get("data") or {}).get("typical_size")
+    mask = segment(model, image, shape, typical).argmax(-1).astype(np.uint8)
     cv2 = files.opencv()
-
-    original = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    height, width = original.shape[:2]
-    mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
-    folder = Path(out) if out else path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{path.stem}{MASK_SUFFIX}"
+    target = _folder(path, out) / f"{path.stem}{MASK_SUFFIX}"
     if not cv2.imwrite(str(target), mask):
         raise OSError(f"cannot write {target}")
-    counts = np.bincount(mask.ravel(), minlength=len(names))
-    shares = [(names[i], counts[i] / mask.size) for i in np.argsort(-counts) if counts[i]]
-    return {"mask": str(target), "summary": ", ".join(f"{n} {s:.0%}" for n, s in shares[:4])}
+    return {"mask": str(target), "summary": _shares(mask, card["class_names"])}
+
+
+def _shares(masks, names):
+    """The classes masks cover most, with their shares: "road 61%, car 22%, ..."."""
+    counts = np.bincount(masks.ravel(), minlength=len(names))
+    shares = [(names[i], counts[i] / masks.size) for i in np.argsort(-counts) if counts[i]]
+    return ", ".join(f"{n} {s:.0%}" for n, s in shares[:4])
 
 
 def _folder(path, out):
@@ -165,15 +236,11 @@ def _segment_clip(model, card, path, shape, out):
     wanted = preprocessing.clip_indices(count, shape[0])
     frames = preprocessing.decode_clip_at(path, wanted)
     x = preprocessing.fit(frames, shape).numpy()
-    masks = np.asarray(model.predict_on_batch(preprocessing.scale(x[None])))[0].argmax(-1)
+    probabilities = np.asarray(model.predict_on_batch(preprocessing.scale(x[None])))[0]
+    masks = _at_size(probabilities, frames.shape[1:3]).argmax(-1).astype(np.uint8)
     folder = _folder(path, out) / f"{path.stem}.masks"
     folder.mkdir(exist_ok=True)
-    height, width = frames.shape[1:3]
-    for index, mask in zip(wanted, masks.astype(np.uint8)):
-        full = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
-        if not cv2.imwrite(str(folder / f"{int(index):04d}.png"), full):
+    for index, mask in zip(wanted, masks):
+        if not cv2.imwrite(str(folder / f"{int(index):04d}.png"), mask):
             raise OSError(f"cannot write {folder / f'{int(index):04d}.png'}")
-    names = card["class_names"]
-    counts = np.bincount(masks.ravel(), minlength=len(names))
-    shares = [(names[i], counts[i] / masks.size) for i in np.argsort(-counts) if counts[i]]
-    return {"masks": str(folder), "summary": ", ".join(f"{n} {s:.0%}" for n, s in shares[:4])}
+    return {"masks": str(folder), "summary": _shares(masks, card["class_names"])}

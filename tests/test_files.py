@@ -38,6 +38,7 @@ def test_classes_are_the_folder_names_in_order_and_the_held_out_splits_are_keras
     found = files.scan(folders["images"], "classification", seed=3)
     assert found.class_names == ["bag", "footwear", "top", "trousers_or_dress"]
     assert found.channels == 3 and found.size == (28, 28) and found.test_held_out
+    assert found.typical_size == (28, 28) and found.record()["typical_size"] == [28, 28]
     assert (len(found.train), len(found.validation), len(found.test)) == (64, 8, 8)
     keras_split = keras.utils.image_dataset_from_directory(
         folders["images"], validation_split=0.1, subset="validation", seed=3, batch_size=None
@@ -184,6 +185,70 @@ def test_training_evaluate_and_predict_prepare_a_file_alike(kind, shape, tmp_pat
         shares = [share for _, share in answer["top"]]
         assert shares == sorted(shares, reverse=True)
         np.testing.assert_allclose(shares, np.sort(p)[::-1], rtol=1e-5)
+
+
+def test_windows_cover_an_image_overlapping_and_flush_with_its_edges():
+    from kerasrv.predict import window_starts
+
+    assert window_starts(64, 64) == [0] and window_starts(40, 64) == [0]
+    starts = window_starts(150, 64)
+    assert starts[0] == 0 and starts[-1] == 150 - 64
+    assert all(0 < b - a <= 64 * 2 / 3 for a, b in zip(starts, starts[1:]))
+
+
+def _per_pixel_segmenter(shape, classes=3):
+    """A segmenter whose answer at a pixel depends on that pixel alone (a 1×1 convolution), so
+    its answer on a whole image is known exactly whatever windows predict cuts."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape)
+    outputs = keras.layers.Conv2D(classes, 1, activation="softmax")(inputs * 8.0)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize(
+    "image_size, typical_size, scaled",
+    [
+        ((40, 56), (16, 16), (40, 56)),  # the training scale: 12 overlapping windows
+        ((80, 112), (40, 56), (32, 32)),  # twice the training images' size: halved first
+        ((8, 12), (16, 16), (16, 16)),  # smaller than a window: brought up to it
+    ],
+)
+def test_a_segmenter_predicts_a_mask_at_an_images_own_size(
+    image_size, typical_size, scaled, tmp_path
+):
+    """An image of any size gets a mask at that size, read at the scale the model's training
+    images had (the card's `data.typical_size`), in overlapping windows of the model's input."""
+    from kerasrv import predict
+
+    shape = (16, 16, 3)
+    model = _per_pixel_segmenter(shape)
+    image = np.random.RandomState(1).randint(0, 256, (*image_size, 3), dtype=np.uint8)
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), image[..., ::-1])
+    card = {
+        "name": "probe",
+        "task": "segmentation",
+        "input_shape": list(shape),
+        "class_names": ["sky", "road", "car"],
+        "data": {"typical_size": list(typical_size)},
+    }
+    answer = predict.predict_file(model, card, path, out=tmp_path / "masks")
+    mask = cv2.imread(answer["mask"], cv2.IMREAD_UNCHANGED)
+    assert mask.shape == image_size
+    # the model on the whole image at the training scale, its probabilities at the image's size
+    whole = keras.Model(*_whole_image(model, (*scaled, 3)))
+    probabilities = whole.predict_on_batch(
+        preprocessing.scale(preprocessing.fit(image, (*scaled, 3))[None])
+    )[0]
+    expected = tf.image.resize(probabilities, image_size).numpy().argmax(-1)
+    assert (mask == expected).mean() > 0.999  # windows average what a 1×1 model says alike
+    assert set(answer["summary"].replace(",", "").split()[::2]) <= {"sky", "road", "car"}
+
+
+def _whole_image(model, shape):
+    """The per-pixel model's layers applied to an input of another size."""
+    inputs = keras.Input(shape)
+    return inputs, model.layers[-1](inputs * 8.0)
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,9 @@ class Found:
         size: (height, width) of every image or video frame when they all share one (and the
             files were checked), else None.
         test_held_out: the test items are a seeded 10% of the training files (no test/).
+        typical_size: the median (height, width) of the training images or frames (None when
+            the files were not checked): the scale a model learnt them at, which prediction on
+            an image of another size keeps (`kerasrv.predict`).
     """
 
     path: Path
@@ -98,6 +101,7 @@ class Found:
     channels: int
     size: tuple | None = None
     test_held_out: bool = False
+    typical_size: tuple | None = None
 
     def split(self, name):
         """The items of "train", "validation" or "test" (the held-out split without test/)."""
@@ -130,6 +134,8 @@ class Found:
         }
         if self.test_held_out:  # read back by `kerasrv.data.pipeline`; older cards lack it
             record["test_held_out"] = True
+        if self.typical_size is not None:  # read back by `kerasrv.predict`
+            record["typical_size"] = list(self.typical_size)
         return record
 
 
@@ -232,6 +238,8 @@ def scan(path, task, *, seed=0, class_names=None, check=True, hold_out_test=True
     if names is None and task.targets_are_classes:  # masks without classes.txt: ids reached
         names = [f"class_{i}" for i in range(max(2, max(m for _, m, _ in checked) + 1))]
     sizes = {tuple(int(side) for side in size) for _, _, size in checked}
+    trained_on = np.array([size for _, _, size in checked[: len(train)]]).reshape(-1, 2)
+    typical = tuple(int(s) for s in np.median(trained_on, axis=0)) if len(trained_on) else None
     return Found(
         path=path.resolve(),
         layout=LAYOUTS[task.name],
@@ -243,6 +251,7 @@ def scan(path, task, *, seed=0, class_names=None, check=True, hold_out_test=True
         channels=3 if any(c == 3 for c in colours) else 1,
         size=sizes.pop() if len(sizes) == 1 else None,
         test_held_out=carve_test,
+        typical_size=typical,
     )
 
 
