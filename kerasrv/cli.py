@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 from kerasrv.errors import UsageError
+from kerasrv.progress import Progress
 
 # Only the standard library at the top: TensorFlow, Keras and the zoo load inside the commands
 # that need them (quietly: `_load_tensorflow`), so `kerasrv --help` answers at once.
@@ -213,9 +214,17 @@ def cmd_export(args):
     if set(formats) & set(export.INTEGER_FORMATS):
         samples, _ = data.arrays(card, f"train[:{export.CALIBRATION_SAMPLES}]")
         calibration = export.representative(samples)
+    progress = Progress(len(formats) * (2 if parity_data is not None else 1))
     result = export.export(
-        model, card, formats, args.out, parity_data=parity_data, calibration=calibration
+        model,
+        card,
+        formats,
+        args.out,
+        parity_data=parity_data,
+        calibration=calibration,
+        progress=progress,
     )
+    progress.finish("exported")
     print(f"exported {args.target} to {result['directory']}")
     report = result["parity"]
     rows = [("format", "file", "size", "max |Δ| b1/b7", "agreement b1/b7", "latency b1", "parity")]

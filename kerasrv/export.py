@@ -566,7 +566,7 @@ def passes(card, name, measured):
     return all(task.agrees(b["agreement"]) for b in batches)
 
 
-def parity(model, card, runners, x, y, *, batch_sizes=PARITY_BATCH_SIZES):
+def parity(model, card, runners, x, y, *, batch_sizes=PARITY_BATCH_SIZES, step=None):
     """Measures each exported format against Keras on samples.
 
     Args:
@@ -576,6 +576,7 @@ def parity(model, card, runners, x, y, *, batch_sizes=PARITY_BATCH_SIZES):
         x: input samples (real test samples: agreement on noise means little).
         y: their targets (next-frame agreement compares errors to the true frames).
         batch_sizes: batch sizes to run the artifacts at.
+        step: called with what is measured next (a `kerasrv.progress.Progress`'s `step`).
 
     Returns:
         {"samples", "agreement_measure", "formats": {format: {"batch_<n>": {"max_abs_diff",
@@ -585,6 +586,8 @@ def parity(model, card, runners, x, y, *, batch_sizes=PARITY_BATCH_SIZES):
     reference = _batched(lambda b: model.predict_on_batch(b), x, 64)
     report = {}
     for name, run in runners.items():
+        if step:
+            step(f"parity of {name}")
         entry = {}
         for batch_size in batch_sizes:
             predicted = _batched(run, x, batch_size)
@@ -710,6 +713,7 @@ def export(
     *,
     parity_data=None,
     calibration=None,
+    progress=None,
 ):
     """Exports a model and measures every format against Keras.
 
@@ -724,6 +728,8 @@ def export(
             measures no parity.
         calibration: a callable yielding [input batch] lists, for the full-integer formats
             (`INTEGER_FORMATS`).
+        progress: a `kerasrv.progress.Progress` of 2 steps a format (written, then measured;
+            one without parity_data), told each step as it starts.
 
     Returns:
         A dict: `directory` (the version directory), `version`, `files` (format → path) and
@@ -746,6 +752,8 @@ def export(
         files, sizes = {}, {}
         for name in formats:
             fmt = FORMATS[name]
+            if progress:
+                progress.step(f"writing {name}")
             path = staging / fmt.file if fmt.file else staging
             fmt.write(job, path)
             files[name] = path
@@ -757,7 +765,7 @@ def export(
         if parity_data is not None:
             x, y = parity_data
             runners = {name: FORMATS[name].run(path, card) for name, path in files.items()}
-            report = parity(model, card, runners, x, y)
+            report = parity(model, card, runners, x, y, step=progress and progress.step)
             for name, size in sizes.items():
                 report["formats"][name]["size_bytes"] = size
             (staging / PARITY_FILE).write_text(json.dumps(report, indent=1) + "\n")

@@ -21,6 +21,7 @@ from kerasrv.bench import measure
 from kerasrv.bench.textbooks import textbook
 from kerasrv.data import files, samples
 from kerasrv.errors import UsageError
+from kerasrv.progress import Progress
 from kerasrv.provenance import hardware, versions
 
 RESULTS = Path("bench/results.json")
@@ -254,8 +255,9 @@ def run(names=None, quick=False, out=RESULTS, data_dir=None, log=print, update=F
         )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    progress = Progress(len(names))
     for name in names:
-        log(f"bench {name}{' (quick)' if quick else ''} ...")
+        log(progress.advance(f"bench {name}{' (quick)' if quick else ''}"))
         start = time.perf_counter()
         with tempfile.NamedTemporaryFile(suffix=".json") as report:
             command = [sys.executable, "-m", "kerasrv.bench.runner", name, report.name]
