@@ -36,10 +36,23 @@ if not _the_command_line():
 
 # The heavier parts (tensorflow-datasets, the TFLite converter) load on first use:
 # `kerasrv.data.pipeline(...)` works after a bare `import kerasrv`.
-_LAZY = (*__all__[:-1], "data", "evaluation", "export", "training", "bench", "pictures")
+_LAZY = (
+    *__all__[:-1],
+    "data",
+    "deploy",
+    "evaluation",
+    "export",
+    "training",
+    "bench",
+    "pictures",
+)
 
 
 def __getattr__(name):
+    if name == "export_model":  # what `kerasrv export` does, as one call
+        from kerasrv.deploy import export_model
+
+        return export_model
     if name in _LAZY:
         import importlib
 

@@ -9,6 +9,7 @@ traceback and status 1. KERASRV_DEBUG=1 shows the traceback of a user error too.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -17,7 +18,6 @@ import sys
 import warnings
 from pathlib import Path
 
-from kerasrv.errors import UsageError
 from kerasrv.progress import Progress
 
 # Only the standard library at the top: TensorFlow, Keras and the zoo load inside the commands
@@ -119,62 +119,24 @@ def cmd_data_folder(args):
 
 
 def cmd_train(args):
-    from kerasrv import training, zoo
+    from kerasrv import training
 
-    if args.record_baseline and args.frames != 1:
-        raise UsageError(
-            "--record-baseline records a single-frame baseline: use it with --frames 1"
-        )
-    if args.record_attempt and (args.data or args.frames or args.input_shape):
-        raise UsageError(
-            "--record-attempt records a recipe for the entry's own dataset and input: it takes "
-            "no --data, --frames or --input-shape"
-        )
-    if args.note and not args.record_attempt:
-        raise UsageError("--note describes a recorded attempt: use it with --record-attempt")
-    if args.record_attempt or args.record_baseline:
-        entry = zoo.get_entry(args.name).name
-        run = training.run_directory(args.out, entry, args.frames)
-        training.refuse_recording_on_itself(entry, run)
-    settings = training.Settings(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        patience=args.patience,
-        seed=args.seed,
-        precision=args.precision,
-        strategy=args.strategy,
-        jit_compile=args.jit_compile,
-        train_split=args.train_split,
-        validation_split=args.validation_split,
-        augment=args.augment,
-    )
+    options = vars(args)
+    fields = {f.name for f in dataclasses.fields(training.Settings)} - {"verbose"}  # TF's logs
     card = training.train(
         args.name,
-        settings,
-        out=args.out,
-        data=args.data,
-        input_shape=args.input_shape,
-        frames=args.frames,
-        weights=args.weights,
+        training.Settings(**{k: v for k, v in options.items() if k in fields}),
+        record="baseline" if args.record_baseline else "attempt" if args.record_attempt else None,
+        note=args.note,
+        **{k: options[k] for k in ("out", "data", "input_shape", "frames", "weights")},
         overwrite=args.overwrite,
         command=shlex.join(["kerasrv", *args.argv]),
     )
     if card is not None:  # the chief reports; other workers only train
         measured_on = card.data["measured_on"] if card.data else f"{card.dataset}, split test"
-        print(
-            json.dumps(
-                {"name": card.name, "metrics": card.metrics, "measured_on": measured_on},
-                indent=1,
-            )
-        )
-        run_directory = Path(args.out) / card.training["run"]
-        print(f"artifacts: {run_directory}")
-        if args.record_baseline:
-            print(f"recorded in {training.record_baseline(card, run_directory)}")
-        if args.record_attempt:
-            recorded = training.record_attempt(card, run_directory, note=args.note)
-            print(f"recorded in {recorded}")
+        report = {"name": card.name, "metrics": card.metrics, "measured_on": measured_on}
+        print(json.dumps(report, indent=1))
+        print(f"artifacts: {Path(args.out) / card.training['run']}")
 
 
 def cmd_evaluate(args):
@@ -196,36 +158,32 @@ def cmd_evaluate(args):
 
 
 def cmd_export(args):
-    from kerasrv import artifacts, data, export, zoo
+    from kerasrv.deploy import export_model, progress_steps
 
-    formats = export.check_formats(f.strip() for f in args.format.split(",") if f.strip())
-    model, card = zoo.resolve(args.target)
-    record_in = None
-    if args.record:
-        if not card.weights or not card.weights.get("path"):
-            raise UsageError(
-                "--record writes into a trained model's card: give a zoo name or a run directory"
-            )
-        record_in = Path(card.weights["path"]).parent
-    parity_data = None
-    if args.parity_samples:
-        parity_data = data.arrays(card, f"test[:{args.parity_samples}]")
-    calibration = None
-    if set(formats) & set(export.INTEGER_FORMATS):
-        samples, _ = data.arrays(card, f"train[:{export.CALIBRATION_SAMPLES}]")
-        calibration = export.representative(samples)
-    progress = Progress(len(formats) * (2 if parity_data is not None else 1))
-    result = export.export(
-        model,
-        card,
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    progress = Progress(progress_steps(formats, args.parity_samples))
+    result = export_model(
+        args.target,
         formats,
         args.out,
-        parity_data=parity_data,
-        calibration=calibration,
+        parity_samples=args.parity_samples,
+        record=args.record,
         progress=progress,
     )
     progress.finish("exported")
     print(f"exported {args.target} to {result['directory']}")
+    _table(_export_rows(result))
+    if result["parity"]:
+        print(
+            f"parity on {result['parity']['samples']} test samples; agreement = "
+            f"{result['parity']['agreement_measure']}"
+        )
+    if result["recorded"]:
+        print(f"recorded in {result['recorded']}")
+
+
+def _export_rows(result):
+    """The table of an export: a row per format, with its parity when measured."""
     report = result["parity"]
     rows = [("format", "file", "size", "max |Δ| b1/b7", "agreement b1/b7", "latency b1", "parity")]
     for name, path in result["files"].items():
@@ -240,15 +198,7 @@ def cmd_export(args):
                 "passes" if m["passes"] else "FAILS",
             ]
         rows.append(tuple(cells))
-    _table(rows)
-    if report:
-        print(
-            f"parity on {report['samples']} test samples; agreement = {report['agreement_measure']}"
-        )
-    if record_in is not None:
-        command = f"kerasrv export {args.target} --format {','.join(formats)} --record"
-        path = artifacts.update_record(record_in, "exports", export.summary(result, command))
-        print(f"recorded in {path}")
+    return rows
 
 
 def with_data(card, path):
@@ -447,7 +397,7 @@ def build_parser():
     p.add_argument(
         "--parity-samples",
         type=count_or_zero,
-        default=1000,
+        default=1000,  # kerasrv.export.PARITY_SAMPLES (not imported: --help loads no TF)
         help="real test samples for parity.json (0 skips it)",
     )
     p.add_argument(

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import keras
 
-from kerasrv import evaluation, export, zoo
+from kerasrv import evaluation, zoo
 from kerasrv.data import coarse_fashion_mnist
+from kerasrv.deploy import export_model
 from kerasrv.labels import COARSE_CLASSES
 
 ENTRY = "cnn_lstm"
@@ -75,11 +76,11 @@ def main(argv=None):
     pictured.extend(measured["pictures"])
 
     print("3. export the fine-tuned model: SavedModel and TFLite, checked against Keras")
-    exported = export.export(
+    exported = export_model(
         tuned,
-        coarse,
         ("saved_model", "tflite"),
         out / "export",
+        card=coarse,
         parity_data=(test_x[:64], test_y[:64]),
     )
     for name, parity in exported["parity"]["formats"].items():

@@ -156,7 +156,7 @@ def segment(model, image, shape, typical_size=None, batch_size=16):
     total, counts = None, np.zeros((*scaled, 1), np.float32)
     for start in range(0, len(corners), batch_size):
         chunk = corners[start : start + batch_size]
-        crops = np.stack([x[t : t + window_height, l : l + window_width] for t, l in chunk])
+        crops = np.stack([x[t : t + window_height, c : c + window_width] for t, c in chunk])
         answers = np.asarray(model.predict_on_batch(preprocessing.scale(crops)), np.float32)
         if total is None:
             total = np.zeros((*scaled, answers.shape[-1]), np.float32)

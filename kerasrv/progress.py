@@ -14,7 +14,7 @@ WIDTH = 20  # characters of the bar
 
 
 def duration(seconds):
-    """"45 s", "3 min 20 s", "1 h 05 min"."""
+    """ "45 s", "3 min 20 s", "1 h 05 min"."""
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds} s"

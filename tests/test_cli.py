@@ -232,6 +232,36 @@ def test_evaluate_and_export_take_a_name_a_run_and_a_keras_file(
     assert run_card["training"]["epochs"] == 1  # the run's own card, not the entry's
 
 
+def test_export_model_on_a_keras_file_writes_what_kerasrv_export_writes(
+    tmp_path, tfds_dir, monkeypatch
+):
+    """The CLI is a thin layer over the public call: the same files, card and verdicts."""
+    from kerasrv import export_model
+
+    monkeypatch.setenv("TFDS_DATA_DIR", tfds_dir)
+    path = tmp_path / "gru.keras"
+    zoo.load("row_rnn.gru").save(path)
+    formats = ("saved_model", "tflite")
+    result = export_model(path, formats, tmp_path / "python", parity_samples=16)
+    code, stdout, stderr = call_cli(
+        "export", path, "--parity-samples", "16", "--out", tmp_path / "cli"
+    )
+    assert code == 0, stderr
+    by_python, by_cli = result["directory"], tmp_path / "cli" / "gru" / "1"
+    assert by_python == tmp_path / "python" / "gru" / "1"
+    listing = [sorted(p.relative_to(d) for p in d.rglob("*")) for d in (by_python, by_cli)]
+    assert listing[0] == listing[1]
+    for name in ("card.json", "model.tflite"):
+        assert (by_python / name).read_bytes() == (by_cli / name).read_bytes(), name
+    reports = [json.loads((d / "parity.json").read_text()) for d in (by_python, by_cli)]
+    for report in reports:  # latency differs run to run, and a SavedModel's graph names too
+        for measured in report["formats"].values():
+            del measured["latency_ms_batch_1"]
+        del report["formats"]["saved_model"]["size_bytes"]
+    assert reports[0] == reports[1] and result["parity"]["samples"] == 16
+    assert all(f["passes"] for f in reports[0]["formats"].values())
+
+
 def test_list_survives_a_damaged_card(tmp_path):
     for name in ("row_rnn.gru", "row_rnn.lstm"):
         shutil.copytree(artifacts.shipped(name), tmp_path / name)

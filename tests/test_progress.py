@@ -25,6 +25,10 @@ def test_each_step_shows_the_bar_the_time_so_far_and_the_time_left():
     lines = out.getvalue().splitlines()
     assert lines[0] == "[--------------------] 1/4 writing saved_model"
     # one step done in 30 s: three left at 30 s each
-    assert lines[1] == "[#####---------------] 2/4 writing tflite · 30 s so far · about 1 min 30 s left"
-    assert lines[2].endswith("3/4 parity of saved_model · 1 min 30 s so far · about 1 min 30 s left")
+    assert lines[1] == (
+        "[#####---------------] 2/4 writing tflite · 30 s so far · about 1 min 30 s left"
+    )
+    assert lines[2].endswith(
+        "3/4 parity of saved_model · 1 min 30 s so far · about 1 min 30 s left"
+    )
     assert lines[3] == "[####################] 4/4 exported in 1 min 40 s"

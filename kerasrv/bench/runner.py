@@ -20,6 +20,7 @@ from kerasrv import data, evaluation, export, tasks, zoo
 from kerasrv.bench import measure
 from kerasrv.bench.textbooks import textbook
 from kerasrv.data import files, samples
+from kerasrv.deploy import export_model
 from kerasrv.errors import UsageError
 from kerasrv.progress import Progress
 from kerasrv.provenance import hardware, versions
@@ -99,11 +100,12 @@ def bench_entry(name, quick=False, data_dir=None):
         model.save(keras_path)
         rng = np.random.default_rng(1)
         calibration = [rng.uniform(size=(1, *shape)).astype("float32") for _ in range(20)]
-        exported = export.export(
+        exported = export_model(
             model,
-            card,
             ("saved_model", "tflite", "tflite_batch1", "tflite_int8"),
             out,
+            card=card,
+            parity_samples=0,  # bench measures speed; `kerasrv export` measures parity
             calibration=lambda: ([c] for c in calibration),
         )
         files = exported["files"]
@@ -140,7 +142,7 @@ def bench_entry(name, quick=False, data_dir=None):
         result["inference"] = inference
         result["inference_batch_size"] = len(big)
         result["artifact_bytes"] = {
-            "saved_model": export._saved_model_size(files["saved_model"]),
+            "saved_model": export.saved_model_size(files["saved_model"]),
             "tflite": Path(files["tflite"]).stat().st_size,
             "tflite_int8": Path(files["tflite_int8"]).stat().st_size,
             "tflite_batch1": Path(files["tflite_batch1"]).stat().st_size,

@@ -41,7 +41,14 @@ from kerasrv.training.callbacks import (
 )
 from kerasrv.training.distribution import global_policy, is_chief, strategy_for
 from kerasrv.training.fit import fit
-from kerasrv.training.records import record_attempt, record_baseline, refuse_recording_on_itself
+from kerasrv.training.records import (
+    RECORDS,
+    check_record,
+    record_attempt,
+    record_baseline,
+    record_run,
+    refuse_recording_on_itself,
+)
 from kerasrv.training.results import write_artifacts
 from kerasrv.training.resume import FIT_DONE, _epochs_run, _loads
 from kerasrv.training.run import (
@@ -61,12 +68,14 @@ __all__ = [
     "STRATEGIES",
     "VALIDATION_FRACTION",
     "PreciseBatchNorm",
+    "RECORDS",
     "Run",
     "RunExistsError",
     "Settings",
     "TrainingDiverged",
     "averaging",
     "batch_for",
+    "check_record",
     "fit",
     "fit_run",
     "global_policy",
@@ -75,6 +84,7 @@ __all__ = [
     "prepare",
     "record_attempt",
     "record_baseline",
+    "record_run",
     "refuse_recording_on_itself",
     "run_directory",
     "strategy_for",
@@ -144,7 +154,7 @@ def fit_run(run):
     return model, dist
 
 
-def train(name, settings=None, **options):
+def train(name, settings=None, *, record=None, note=None, **options):
     """Trains a zoo entry on its dataset; returns the card written into the run directory.
 
     `kerasrv train NAME` runs this: `prepare`, then `fit_run` under the run's precision policy
@@ -154,8 +164,11 @@ def train(name, settings=None, **options):
     Args:
         name: zoo entry or architecture name.
         settings: `Settings`.
-        **options: `prepare`'s keyword arguments (out, frames, weights, overwrite, data_dir,
-            command).
+        record: "attempt" or "baseline": also record the run on the entry's shipped card
+            (`record_attempt`, `record_baseline`), checked before anything trains.
+        note: an attempt's recipe in words.
+        **options: `prepare`'s keyword arguments (out, data, input_shape, frames, weights,
+            overwrite, data_dir, command).
 
     Returns:
         The `Card` written, or None on a worker that is not the chief.
@@ -164,6 +177,13 @@ def train(name, settings=None, **options):
         >>> from kerasrv import training
         >>> training.train("cnn_lstm", training.Settings(epochs=2), out="runs")
     """
+    check_record(
+        name,
+        record,
+        out=options.get("out", "runs"),
+        **{k: options.get(k) for k in ("frames", "data", "input_shape")},
+        note=note,
+    )
     run = prepare(name, settings, **options)
     if run.settings.verbose:
         print(run.summary(), flush=True)
@@ -181,4 +201,9 @@ def train(name, settings=None, **options):
         wall = time.perf_counter() - start
     if not is_chief():
         return None
-    return write_artifacts(run, model, dist, wall, resumed_at)
+    card = write_artifacts(run, model, dist, wall, resumed_at)
+    if record:
+        recorded = record_run(card, run.directory, record, note)
+        if run.settings.verbose:
+            print(f"recorded in {recorded}", flush=True)
+    return card

@@ -20,6 +20,48 @@ def refuse_recording_on_itself(entry_name, run_directory):
         )
 
 
+RECORDS = ("attempt", "baseline")  # what a run can be recorded as on its entry's shipped card
+
+
+def check_record(name, record, *, out, frames=None, data=None, input_shape=None, note=None):
+    """Refuses, before anything trains, a recording that cannot be made: a baseline of more than
+    one frame, an attempt on other data or input than the entry's, a note without an attempt,
+    or a run into the shipped entry's own directory.
+
+    Args:
+        name: the zoo entry trained.
+        record: None, "attempt" or "baseline".
+        out, frames, data, input_shape: the run's (`kerasrv.training.prepare`'s).
+        note: what an attempt tried, in words.
+    """
+    from kerasrv import zoo
+    from kerasrv.training.run import run_directory
+
+    if record not in (None, *RECORDS):
+        raise UsageError(f"a run is recorded as one of {', '.join(RECORDS)}, got {record!r}")
+    if record == "baseline" and frames != 1:
+        raise UsageError(
+            "--record-baseline records a single-frame baseline: use it with --frames 1"
+        )
+    if record == "attempt" and (data or frames or input_shape):
+        raise UsageError(
+            "--record-attempt records a recipe for the entry's own dataset and input: it takes "
+            "no --data, --frames or --input-shape"
+        )
+    if note and record != "attempt":
+        raise UsageError("--note describes a recorded attempt: use it with --record-attempt")
+    if record:
+        entry = zoo.get_entry(name).name
+        refuse_recording_on_itself(entry, run_directory(out, entry, frames))
+
+
+def record_run(card, run_directory, record, note=None):
+    """Records a finished run on its entry's shipped card as `record`; returns the card path."""
+    if record == "baseline":
+        return record_baseline(card, run_directory)
+    return record_attempt(card, run_directory, note=note)
+
+
 def _shipped_record(card, run_directory, what):
     directory = artifacts.shipped(card.name)
     if directory is None:
