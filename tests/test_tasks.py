@@ -27,7 +27,7 @@ def test_ssim_gives_tf_image_ssim_values_on_real_clips():
 def test_the_ssim_comparison_tells_another_window_apart(monkeypatch):
     frames, following = real_batch(zoo.info("convlstm_predict.moving"), n=4)
     expected = tf.image.ssim(tf.constant(following), tf.constant(frames), max_val=1.0).numpy()
-    monkeypatch.setattr(tasks, "SSIM_SIGMA", 1.6)
+    monkeypatch.setattr(tasks.metrics, "SSIM_SIGMA", 1.6)
     assert np.abs(tasks.ssim(following, frames) - expected).max() > 100 * ROUNDING
 
 
@@ -84,6 +84,22 @@ def test_weight_decay_compiles_adamw_and_frames_refuse_label_smoothing():
         tasks.get("classification").compile(model, ema_momentum=1.0)
     with pytest.raises(ValueError, match="label smoothing applies to class targets"):
         tasks.get("next_frame").compile(model, label_smoothing=0.1)
+
+
+def test_compile_takes_the_tasks_choices_where_auto_and_the_callers_elsewhere():
+    """keras-hub's manner: the task owns loss and metrics, and each can be replaced."""
+    import keras
+
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Dense(3, activation="softmax")])
+    segmentation = tasks.get("segmentation")
+    segmentation.compile(model)
+    assert type(model.optimizer) is keras.optimizers.Adam
+    assert float(model.optimizer.learning_rate) == pytest.approx(segmentation.learning_rate)
+    assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
+    model.fit(np.zeros((2, 4, 4, 1)), np.zeros((2, 4, 4)), verbose=0)  # builds the metrics
+    assert "mean_iou" in [m.name for m in model.metrics[-1].metrics]
+    segmentation.compile(model, optimizer="sgd", loss="mse", metrics=[])
+    assert isinstance(model.optimizer, keras.optimizers.SGD) and model.loss == "mse"
 
 
 @pytest.mark.parametrize("drawing", ["image_masks", "clip_masks"])
