@@ -274,7 +274,7 @@ TARGET = "zoo name, run directory written by `kerasrv train`, or .keras file"
 
 
 def build_parser():
-    from kerasrv.registry import PRECISIONS, STRATEGIES
+    from kerasrv.registry import PRECISIONS, RECIPE_KEYS, STRATEGIES
 
     parser = _Parser(
         prog="kerasrv", description="A model zoo of recurrent vision models for Keras 3."
@@ -319,6 +319,14 @@ def build_parser():
         "file; default: none for the entry's own dataset, default with --data",
     )
     p.add_argument("--epochs", type=positive_int, help="default: the entry's recipe")
+    p.add_argument(
+        "--recipe",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"change a key of the entry's recipe ({', '.join(RECIPE_KEYS)}), e.g. "
+        "--recipe teacher_forcing=0.5,0.25 --recipe fresh_clips=false; repeatable",
+    )
     p.add_argument(
         "--batch-size", type=positive_int, help="global batch size; default: the recipe's"
     )

@@ -23,6 +23,132 @@ from kerasrv.errors import UnknownModelError, UsageError  # kerasrv.registry.Unk
 
 
 @dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How an entry trains: the defaults of `kerasrv train`, checked once, when declared.
+
+    `kerasrv train --epochs/--batch-size/--learning-rate/--augment/--train-split/
+    --validation-split`, and `--recipe KEY=VALUE` for any key, are overrides of it, all applied
+    by `replace` (`kerasrv.training.prepare`).
+
+    Attributes:
+        epochs: training epochs.
+        batch_size: global batch size.
+        augment: False, True (random flips and shifts of the training images), or a name of
+            `kerasrv.data.augment.AUGMENTATIONS` ("none", "shift", "flip", "erasing").
+        label_smoothing: ε of label smoothing (Szegedy et al. 2016), class targets only.
+        weight_decay: AdamW's decoupled decay (0: Adam).
+        ema_momentum: the weights validated and shipped are an exponential moving average of
+            the trained ones (0: none); see `Task.compile`.
+        train_split, validation_split: tfds splits of the entry's own dataset (default: the
+            first 90% of train, and the rest), e.g. "train" for the final fit on every
+            training example once a recipe is chosen.
+        learning_rate: the peak of the cosine schedule (default: the task's).
+        fresh_clips: video entries draw new clips every epoch (`kerasrv.data.fresh_clips`).
+        given_frames_loss: forecasters' loss covers every step's prediction
+            (`ForecastModel.given_frames_loss`).
+        teacher_forcing: forecasters' scheduled sampling, (start probability, share of the
+            run it falls to 0 over) (`kerasrv.tasks.VideoPrediction`).
+    """
+
+    epochs: int
+    batch_size: int
+    augment: bool | str = False
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.0
+    ema_momentum: float = 0.0
+    train_split: str | None = None
+    validation_split: str | None = None
+    learning_rate: float | None = None
+    fresh_clips: bool = False
+    given_frames_loss: bool = False
+    teacher_forcing: tuple | None = None
+
+    def __post_init__(self):
+        for key in ("epochs", "batch_size"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"recipe {key} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.ema_momentum < 1.0:
+            raise UsageError(f"ema_momentum must be in [0, 1), got {self.ema_momentum!r}")
+        for key in ("label_smoothing", "weight_decay"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise UsageError(f"recipe {key} must be in [0, 1), got {getattr(self, key)!r}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise UsageError(f"learning_rate must be positive, got {self.learning_rate!r}")
+        if self.teacher_forcing is not None:
+            start, share = self.teacher_forcing
+            if not (0.0 <= start <= 1.0 and 0.0 < share <= 1.0):
+                raise UsageError(
+                    f"teacher_forcing is (start in [0, 1], share of the run in (0, 1]), got "
+                    f"{self.teacher_forcing!r}"
+                )
+            object.__setattr__(self, "teacher_forcing", (float(start), float(share)))
+
+    @classmethod
+    def of(cls, recipe):
+        """A `Recipe` from a mapping of its keys (an unknown key is refused, not ignored)."""
+        if isinstance(recipe, cls):
+            return recipe
+        unknown = sorted(set(recipe) - set(RECIPE_KEYS))
+        if unknown:  # a misspelt key would otherwise train with the default, silently
+            raise UsageError(f"unknown recipe keys {unknown}; known: {', '.join(RECIPE_KEYS)}")
+        return cls(**recipe)
+
+    def replace(self, **changes):
+        """The recipe with `changes` (None values: unchanged), checked again."""
+        return self.of({**self.to_dict(), **{k: v for k, v in changes.items() if v is not None}})
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def parse(override):
+        """ "KEY=VALUE" of `--recipe` as (key, value), the value read as the key's type:
+        "teacher_forcing=0.5,0.25", "fresh_clips=false", "augment=shift", "epochs=3"."""
+        key, sep, text = override.partition("=")
+        key, text = key.strip(), text.strip()
+        if not sep or key not in RECIPE_KEYS:
+            raise UsageError(
+                f"--recipe takes KEY=VALUE with KEY one of {', '.join(RECIPE_KEYS)}, got "
+                f"{override!r}"
+            )
+        kind = _RECIPE_TYPES[key]
+        try:
+            if text.lower() in ("none", ""):
+                return key, None
+            if kind is bool or (kind == "bool or str" and text.lower() in ("true", "false")):
+                if text.lower() not in ("true", "false"):
+                    raise ValueError
+                return key, text.lower() == "true"
+            if kind == "pair":
+                start, share = (float(part) for part in text.split(","))
+                return key, (start, share)
+            return key, text if kind in (str, "bool or str") else kind(text)
+        except ValueError:
+            wanted = {"pair": "START,SHARE such as 0.5,0.25"}.get(
+                kind, getattr(kind, "__name__", kind)
+            )
+            raise UsageError(f"--recipe {key} takes a {wanted}, got {text!r}") from None
+
+
+RECIPE_KEYS = tuple(field.name for field in dataclasses.fields(Recipe))
+_RECIPE_TYPES = {
+    "epochs": int,
+    "batch_size": int,
+    "augment": "bool or str",
+    "label_smoothing": float,
+    "weight_decay": float,
+    "ema_momentum": float,
+    "train_split": str,
+    "validation_split": str,
+    "learning_rate": float,
+    "fresh_clips": bool,
+    "given_frames_loss": bool,
+    "teacher_forcing": "pair",  # "0.5,0.25"
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class Entry:
     """A named configuration of an architecture, and what it was trained to do.
 
@@ -35,17 +161,7 @@ class Entry:
         target: the dataset feature it predicts ("label", "motion", "masks", "frames").
         class_names: names of the output classes, or None for next-frame prediction.
         description: one line for `kerasrv list`.
-        recipe: `kerasrv train` defaults: epochs, batch_size, augment (True: random flips
-            and shifts of the training images; "erasing": random erasing too), and optionally
-            label_smoothing, weight_decay (AdamW's decoupled decay) and ema_momentum (the
-            weights validated and shipped are an exponential moving average of the trained
-            ones); see `Task.compile`. train_split and validation_split name the tfds
-            splits of its own dataset (default: the first 90% of train, and the rest), e.g.
-            "train" for the final fit on every training example once a recipe is chosen.
-            learning_rate is the peak of the cosine schedule (default: the task's). Video
-            entries may draw fresh_clips every epoch (`kerasrv.data.fresh_clips`); forecasters
-            may take given_frames_loss (`ForecastModel.given_frames_loss`) and teacher_forcing
-            = (start, share of the run) for scheduled sampling (`tasks.VideoPrediction`).
+        recipe: how it trains (`Recipe`).
     """
 
     name: str
@@ -56,7 +172,7 @@ class Entry:
     target: str
     class_names: tuple | None
     description: str
-    recipe: dict
+    recipe: Recipe
 
     @property
     def architecture(self):
@@ -67,21 +183,6 @@ class Entry:
         return self.name.partition(".")[2]
 
 
-# What a recipe may set (`Entry.recipe`); epochs and batch_size are required.
-RECIPE_KEYS = (
-    "epochs",
-    "batch_size",
-    "augment",
-    "label_smoothing",
-    "weight_decay",
-    "ema_momentum",
-    "train_split",
-    "validation_split",
-    "learning_rate",
-    "fresh_clips",
-    "given_frames_loss",
-    "teacher_forcing",
-)
 # The choices of `kerasrv train --precision` and `--strategy` (`kerasrv.training.Settings`),
 # here so the command line can offer them without loading TensorFlow.
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -111,7 +212,8 @@ def register(
 ):
     """Declares a zoo entry `name` ("architecture.tag") built with the builder arguments `args`.
 
-    `recipe` holds the training defaults of `kerasrv train` (see `Entry.recipe`).
+    `recipe` holds the training defaults of `kerasrv train`: a `Recipe`, or a mapping of its
+    keys (checked here: a misspelt or impossible recipe fails at import, not in training).
     """
     arch, _, tag = name.partition(".")
     if arch not in _ARCHITECTURES:
@@ -120,11 +222,10 @@ def register(
         raise UsageError(f"entry {name!r}: names are 'architecture.tag'")
     if name in _ENTRIES:
         raise UsageError(f"entry {name!r} is registered twice")
-    unknown = sorted(set(recipe) - set(RECIPE_KEYS))
-    if unknown:  # a misspelt key would otherwise train with the default, silently
-        raise UsageError(f"entry {name!r}: unknown recipe keys {unknown}; known: {RECIPE_KEYS}")
-    if not 0.0 <= recipe.get("ema_momentum", 0.0) < 1.0:
-        raise UsageError(f"entry {name!r}: ema_momentum must be in [0, 1)")
+    try:
+        recipe = Recipe.of(recipe)
+    except UsageError as error:
+        raise UsageError(f"entry {name!r}: {error}") from None
     _ENTRIES[name] = Entry(
         name=name,
         builder=_ARCHITECTURES[arch],

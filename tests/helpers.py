@@ -160,3 +160,60 @@ def write_digits(out):
             folder.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(folder / f"{n:04d}.png"), image)
     return out
+
+
+def check_architecture(
+    name, task, out, *, formats=("saved_model", "tflite"), input_shape=None, num_classes=3, **args
+):
+    """Builds a zoo architecture with fresh weights at its task's small shape, runs it, saves
+    and reloads it as a .keras file, and exports it as a SavedModel and a TFLite file, each
+    answering as Keras does: what a new family must pass before it has trained weights (the
+    manner of keras-hub's `run_backbone_test`).
+
+    Args:
+        name: the architecture (its builder's name in `kerasrv.registry`).
+        task: the task its models serve (`kerasrv.tasks`).
+        out: a folder to write into.
+        input_shape: default: the task's `quick_shape`, else the builder's own default.
+        formats: the export formats to write and run.
+        num_classes: classes of a classifier or segmenter.
+        **args: the builder's other arguments.
+
+    Returns:
+        The model built.
+    """
+    import keras
+
+    from kerasrv import artifacts, export, registry, tasks
+
+    task = tasks.get(task)
+    builder = registry.get_architecture(name)
+    shape = input_shape or task.quick_shape
+    if shape is not None:
+        args["input_shape"] = tuple(shape)
+    if not task.predicts_frames:
+        args["num_classes"] = num_classes
+    model = builder(**args)
+    x = np.random.default_rng(0).uniform(size=(3, *model.input_shape[1:])).astype("float32")
+    y = np.asarray(model(x, training=False))
+    assert y.shape[0] == 3 and np.isfinite(y).all(), f"{name}: outputs {y.shape}"
+    if not task.predicts_frames:
+        np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-4)  # class probabilities
+    path = out / f"{name}.keras"
+    model.save(path)
+    again = keras.saving.load_model(path)
+    np.testing.assert_allclose(np.asarray(again(x, training=False)), y, atol=1e-6)
+    card = artifacts.Card(
+        name=name,
+        task=task.name,
+        input_shape=list(model.input_shape[1:]),
+        output_shape=list(model.output_shape[1:]),
+        architecture=name,
+        num_classes=None if task.predicts_frames else num_classes,
+        class_names=None if task.predicts_frames else [f"c{i}" for i in range(num_classes)],
+    )
+    made = export.export(model, card, formats, out / "export")
+    for fmt, path in made["files"].items():
+        run = export.FORMATS[fmt].run(path, card)
+        np.testing.assert_allclose(run(x), y, atol=1e-4, err_msg=f"{name}: {fmt}")
+    return model

@@ -93,7 +93,21 @@ def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeyp
     # the trained video predictors beside OpenSTL's table, from their cards
     assert "## Video prediction at OpenSTL's protocol" in text
     assert "**convlstm_forecast.mfmnist**" in text and "OpenSTL ConvLSTM-S" in text
+    assert "## Recipes tried and not shipped" in text
     assert chart.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_report_carries_every_recipe_a_card_lists_as_tried_and_the_findings():
+    """The history of a result lives in cards and BENCHMARKS.md, not in code comments."""
+    from kerasrv.bench import history
+
+    text = "\n".join(history.history_lines())
+    tried = [(n, a) for n in zoo.list_models() for a in zoo.info(n).attempts or []]
+    assert len(tried) >= 10
+    for name, attempt in tried:
+        assert f"`{attempt['command']}`" in text, (name, attempt["command"])
+        assert attempt.get("note"), f"{name}: an attempt that says not what it tried"
+    assert "## Findings with no card to live on" in text
 
 
 @pytest.mark.parametrize("name", zoo.list_models())

@@ -7,10 +7,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import ONE_PER_TASK, per_entry, real_batch
+from helpers import ONE_PER_TASK, check_architecture, per_entry, real_batch
 
 import kerasrv
-from kerasrv import tasks, zoo
+from kerasrv import registry, tasks, zoo
 
 ENTRIES = zoo.list_models()
 ARCHITECTURES = {
@@ -354,3 +354,41 @@ def test_a_misspelt_or_impossible_recipe_is_refused_at_registration(recipe, mess
             recipe={"epochs": 1, "batch_size": 8, **recipe},
         )
     assert "row_rnn.misspelt" not in zoo.list_models()
+
+
+def test_a_recipe_is_typed_and_every_key_can_be_changed_from_the_command_line():
+    from kerasrv.registry import RECIPE_KEYS, Recipe
+
+    recipe = zoo.get_entry("convlstm_forecast").recipe
+    assert isinstance(recipe, Recipe) and recipe.teacher_forcing == (0.5, 0.25)
+    assert Recipe.parse("teacher_forcing=1,0.5") == ("teacher_forcing", (1.0, 0.5))
+    assert Recipe.parse("fresh_clips=False") == ("fresh_clips", False)
+    assert Recipe.parse("augment=true") == ("augment", True)
+    assert Recipe.parse("augment=shift") == ("augment", "shift")
+    assert Recipe.parse("epochs=3") == ("epochs", 3)
+    assert Recipe.parse("learning_rate=none") == ("learning_rate", None)
+    changed = recipe.replace(**dict([Recipe.parse("epochs=2"), Recipe.parse("fresh_clips=false")]))
+    assert changed.epochs == 2 and not changed.fresh_clips
+    assert changed.batch_size == recipe.batch_size
+    assert set(recipe.to_dict()) == set(RECIPE_KEYS)
+    with pytest.raises(ValueError, match="fresh_clips takes a bool, got 'no'"):
+        Recipe.parse("fresh_clips=no")
+    with pytest.raises(ValueError, match="teacher_forcing is"):
+        recipe.replace(teacher_forcing=(1.5, 0.25))
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        recipe.replace(epochs=0)
+    with pytest.raises(ValueError, match="KEY one of epochs"):
+        Recipe.parse("epoch=3")
+
+
+@pytest.mark.parametrize("name", registry.list_architectures())
+def test_every_architecture_builds_runs_saves_and_exports_with_fresh_weights(name, tmp_path):
+    """What a new family passes before it has trained weights (`helpers.check_architecture`);
+    the TFLite file of each is written in the slow run (test_export converts each task's)."""
+    check_architecture(name, zoo.get_entry(name).task, tmp_path, formats=("saved_model",))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", registry.list_architectures())
+def test_every_architecture_converts_to_tflite_with_fresh_weights(name, tmp_path):
+    check_architecture(name, zoo.get_entry(name).task, tmp_path, formats=("tflite",))

@@ -176,13 +176,8 @@ register(
     "convlstm_seg.moving",
     default=True,
     description="per-frame encoder → ConvLSTM2D(64) → decoder: a mask for every frame",
-    # The shipped weights are this recipe's run (test mIoU 0.655, still rising) continued by a
-    # warm restart: 6 more epochs from those weights, peak learning rate 1e-3 (0.677); the card
-    # names the starting weights by sha256. Attempts on the card: 8 further epochs at 5e-4
-    # (0.685); the frame encoder initialised from a Fashion-MNIST classifier of the same stages
-    # (0.659 after 6 epochs, against 0.655 from fresh weights); two stacked ConvLSTM2D(64)
-    # (0.636 after 6 epochs). The weakest classes are Shirt (IoU 0.36) and Coat (0.53); the
-    # errors are class labels inside items, and the mean IoU is flat over a clip's 10 frames.
+    # The shipped weights are this recipe's run continued by a warm restart (the card names the
+    # starting weights by sha256); the card's attempts list what else was tried.
     recipe={"epochs": 6, "batch_size": 16},
     input_shape=(10, 64, 64, 1),
     num_classes=len(SEGMENTATION_CLASSES),

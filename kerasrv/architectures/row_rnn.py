@@ -71,14 +71,10 @@ register(
     "row_rnn.lstm",
     default=True,
     description="2×LSTM(256) over the 28 rows of a Fashion-MNIST image",
-    # The recipe was chosen on the 90/10 split of train (the card's attempts, 30 epochs each,
-    # test accuracy): 2×LSTM(128) 0.9018; peak learning rate 3e-3 0.9015; dropout between the
-    # LSTMs 0.9005; flips and shifts 0.8963; 256 units with label smoothing 0.1 and AdamW weight
-    # decay 0.05 0.9067, with dropout 0.3 between the LSTMs too 0.9083 (validation 0.922), and
-    # with an exponential moving average of the weights too 0.9078. The shipped weights are the
-    # 0.9083 recipe fitted on all 60,000 training images, the usual last step once a recipe is
-    # chosen: 0.9102. Its validation split then lies inside the training data (it only shows
-    # the fit); the test split alone judges it.
+    # The recipe was chosen on the 90/10 split of train (the card's attempts, in
+    # bench/BENCHMARKS.md); the shipped weights are it fitted on all 60,000 training images, the
+    # usual last step once a recipe is chosen. Its validation split then lies inside the
+    # training data (it only shows the fit); the test split alone judges it.
     recipe={
         "epochs": 30,
         "batch_size": 128,

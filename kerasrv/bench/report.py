@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from kerasrv import zoo
+from kerasrv.bench.history import forecaster_leg_lines, history_lines
 from kerasrv.bench.measure import forward_macs
 from kerasrv.bench.runner import RESULTS, TRAIN_ROUNDS
 from kerasrv.bench.textbooks import training_goal
@@ -27,61 +28,6 @@ def _openstl_cells(metrics, prefix=""):
         f"{metrics[prefix + key]:.{4 if key == 'ssim' else 2}f}"
         for key in ("mse", "mae", "ssim", "psnr")
     ]
-
-
-def _forecaster_leg_lines():
-    """The legs each forecaster's weights went through, and the recipe pilots' curves."""
-    rows = []
-    for name in zoo.list_models():
-        card = zoo.info(name)
-        if card.task != "video_prediction" or not card.training:
-            continue
-        for i, leg in enumerate(card.training.get("legs") or [], 1):
-            curve = [v for *_, v in leg.get("curve") or []]
-            best = f"{min(curve) * 64 * 64:.1f}" if curve else "—"
-            rows.append(
-                f"| {name} | {i} | {leg['epochs_run']} | {(leg['wall_time_s'] or 0) / 3600:.2f} | "
-                f"{leg['precision']} | {best} | `{leg['command']}` |"
-            )
-    if not rows:
-        return []
-    return [
-        "### How the forecasters were trained: legs and curves",
-        "",
-        "Each leg starts from the weights the last one shipped, with a fresh optimizer and "
-        "schedule (`training.legs` on the card); the best validation MSE of a leg is on the "
-        "1,000 validation clips, in OpenSTL's unit. `bench/forecast_curves.png` "
-        "(`python bench/forecast_pilots.py --report`) draws each leg's validation curve against "
-        "hours beside the recipe pilots (`bench/pilots/`, each from fresh weights; one thing "
-        "changed, the rest as the entry's recipe at Adam 1e-3). Hours are wall time: a run that "
-        "shared the cores looks slower than it is (each epoch's seconds are in the pilot's "
-        "file and the leg's curve).",
-        "",
-        "| entry | leg | epochs | hours | precision | best val MSE | command |",
-        "|---|---|---|---|---|---|---|",
-        *rows,
-        "",
-        "![validation MSE against hours](forecast_curves.png)",
-        "",
-        *(
-            line
-            for name in ("convlstm_forecast.mfmnist", "predrnn.mfmnist")
-            if (PICTURES / name / "mse_per_frame.png").exists()
-            for line in (
-                f"{name} on the first 1,000 test clips "
-                f"(`kerasrv evaluate {name} --split 'test[:1000]' --out bench/forecast`): the "
-                "MSE of each predicted frame beside copying the last given frame, and three "
-                "clips (given and true frames above, predicted below).",
-                "",
-                f"![{name}: MSE per predicted frame](forecast/{name}/mse_per_frame.png)",
-                f"![{name}: three test clips](forecast/{name}/predictions.png)",
-                "",
-            )
-        ),
-    ]
-
-
-PICTURES = Path(__file__).resolve().parents[2] / "bench" / "forecast"  # of the shipped weights
 
 
 def _video_prediction_lines():
@@ -431,7 +377,7 @@ def report(results_path=RESULTS, markdown=None, chart=None):
             ],
         )
     lines += _video_prediction_lines()
-    lines += _forecaster_leg_lines()
+    lines += forecaster_leg_lines()
     lines += [
         "## Goals",
         "",
@@ -447,6 +393,7 @@ def report(results_path=RESULTS, markdown=None, chart=None):
             + "; ".join(f"{text} {'✓' if ok else '✗'}" for text, ok in _goal_rows(n, e))
         )
     lines.append("")
+    lines += history_lines()
     markdown.write_text("\n".join(lines))
 
     import matplotlib

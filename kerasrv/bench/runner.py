@@ -56,7 +56,7 @@ def bench_entry(name, quick=False, data_dir=None):
     if quick and task.quick_shape:
         shape = task.quick_shape
     card = card.replace(input_shape=list(shape))
-    batch = 8 if quick else entry.recipe["batch_size"]
+    batch = 8 if quick else entry.recipe.batch_size
     train_seconds = 1.0 if quick else 10.0
     calls, seconds = (10, 0.5) if quick else (50, 3.0)
     result = {"input_shape": list(shape), "batch_size": batch}
@@ -162,7 +162,7 @@ def bench_entry(name, quick=False, data_dir=None):
         batch,
         dataset=dataset,
         input_shape=pipeline_shape,
-        augment=entry.recipe.get("augment", False),
+        augment=entry.recipe.augment,
         data_dir=data_dir,
     )
     for _ in ds:  # one pass first: shuffling buffers fill, threads start
@@ -200,7 +200,7 @@ def video_files(name, quick=False):
     random batch of the recipe's size at the clip shape, with the entry's weights adapted.
     """
     shape = QUICK_VIDEO_SHAPE if quick else VIDEO_SHAPE
-    batch = 8 if quick else zoo.get_entry(name).recipe["batch_size"]
+    batch = 8 if quick else zoo.get_entry(name).recipe.batch_size
     with tempfile.TemporaryDirectory() as folder:
         clips = samples.write("videos", folder, count=4 if quick else 12, frames=32, size=128)
         found = files.scan(clips, "video_classification")

@@ -15,26 +15,13 @@ from kerasrv import tasks
 from kerasrv.errors import UsageError
 from kerasrv.export.forms import converter_form
 
-# The two full-integer files, both with int8 weights, by activation width. `tflite_int8` (int8
-# activations) runs on TFLite's optimised integer kernels: 0.29–0.90× float32's batch-1 latency.
-# A recurrent state kept in 8 bits drifts over the time steps, though: on 1,000 test samples
-# row_rnn.lstm and row_rnn.peephole agree with Keras on 0.970 and 0.969 of top-1 answers, under
-# the 0.99 bar; row_rnn.gru (0.992), renet (0.993) and convlstm_seg (0.954 mask IoU) sit just
-# over theirs. `tflite_int16x8` (TFLite's 16x8 mode, int16 activations) holds it (0.994–0.999,
-# 0.985) at 3–14× the float32 latency: its int16 kernels are reference code.
-# The fast file is the one called int8; the exact one is there for integer-only hardware.
-# Measured and not shipped: clipping row_rnn.lstm's cell state (|c| reaches 17-21, p99 4-8) to a
-# narrower range before int8 calibration: ±8 agrees 0.979, ±4 0.978 (its float file alone
-# already 0.988), ±2 0.952, so the cell state's range is not what costs int8 its agreement.
-# TFLite's quantization debugger finds no one tensor to blame either: each op's own error is at
-# rounding level (median rmse/scale 0.28; the worst, the second LSTM's tanh outputs, 0.45). The
-# lost agreement is rounding drift accumulated over 2 × 28 steps.
-# Measured and not shipped: the fused LSTM op quantized to int8 (TFLite's integer LSTM kernel,
-# which keeps the cell state in 16 bits) agrees 0.994 for row_rnn.lstm and 0.995 for cnn_lstm,
-# but runs 6–26× slower than the unrolled int8 file at batch 1 (3.2 vs 0.13 ms, 0.94 vs 0.15 ms);
-# in 16x8 mode the converter refuses it ("Quantization to 16x8-bit not yet supported for op:
-# 'UNIDIRECTIONAL_SEQUENCE_LSTM'").
-# (GRUs reach the converter as `kerasrv.layers.UnrolledGRU`, the form whose 16x8 file agrees.)
+# The two full-integer files, both with int8 weights, by activation width: `tflite_int8` (int8
+# activations) runs on TFLite's optimised integer kernels, faster than float32 at batch 1, but a
+# recurrent state kept in 8 bits drifts over the time steps; `tflite_int16x8` (TFLite's 16x8
+# mode) holds it, on reference kernels several times slower. The fast file is the one called
+# int8; the exact one is there for integer-only hardware. Each card's `exports` has the measured
+# agreement and latency; bench/findings.md what was tried against the drift. (GRUs reach the
+# converter as `kerasrv.layers.UnrolledGRU`, the form whose 16x8 file agrees.)
 INTEGER_OPS = {
     "int8": tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
     "int16x8": tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,

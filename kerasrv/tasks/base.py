@@ -131,7 +131,7 @@ class Task:
 
     def callbacks(self, steps, recipe=None):
         """Keras callbacks every training run of this task needs, for a run of `steps` batches
-        with the entry's `recipe` (a mapping of `kerasrv.registry.RECIPE_KEYS`)."""
+        with the run's `recipe` (a `kerasrv.registry.Recipe`)."""
         return []
 
     def configure(self, model, recipe=None):

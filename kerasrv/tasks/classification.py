@@ -68,8 +68,7 @@ class Segmentation(Task):
     monitor = ("val_mean_iou", "max")
     per_pixel = True
     targets_are_classes = True
-    # Per-pixel targets learn their boundaries faster at a higher rate (convlstm_seg, 30 steps
-    # on one batch of 16: the loss fell to 0.55× at 1e-3, 0.36–0.41× at 3e-3).
+    # Per-pixel targets learn their boundaries faster at a higher rate (bench/findings.md)
     learning_rate = 3e-3
     parity_measure = "mean IoU of the masks against Keras' masks"
     min_agreement = 0.95

@@ -107,12 +107,12 @@ class VideoPrediction(_PredictsFrames):
         # what inference runs: a rollout on its own predictions. A recipe's
         # `teacher_forcing` = (start, share of the run) changes it; a warm restart of a model
         # that already rolls out starts lower.
-        start, share = (recipe or {}).get("teacher_forcing", (1.0, 0.5))
+        start, share = (recipe and recipe.teacher_forcing) or (1.0, 0.5)
         return [ScheduledSampling(steps=int(steps * share), start=start)]
 
     def configure(self, model, recipe=None):
         # PredRNN's loss over every step's prediction (`ForecastModel.given_frames_loss`)
-        model.given_frames_loss = bool((recipe or {}).get("given_frames_loss", False))
+        model.given_frames_loss = bool(recipe and recipe.given_frames_loss)
         return model
 
     def measure(self, num_classes):

@@ -125,7 +125,7 @@ def fit_run(run):
             label_smoothing=run.label_smoothing,
             ema_momentum=run.ema_momentum,
         )
-        task.configure(model, run.entry.recipe)
+        task.configure(model, run.recipe)
         if settings.jit_compile:
             model.jit_compile = True
     verbose = settings.verbose
@@ -145,7 +145,7 @@ def fit_run(run):
         patience=settings.patience,
         verbose=verbose,
         callbacks=[
-            *task.callbacks(run.epochs * steps, run.entry.recipe),
+            *task.callbacks(run.epochs * steps, run.recipe),
             *averaging(run.ema_momentum),  # first: the statistics are the validated weights'
             PreciseBatchNorm(run.train_ds),
         ],

@@ -16,7 +16,7 @@ from kerasrv import data as data_module
 from kerasrv.data import files
 from kerasrv.data.augment import augmentation_name
 from kerasrv.errors import DatasetError, RunExistsError, UsageError
-from kerasrv.registry import PRECISIONS, STRATEGIES
+from kerasrv.registry import PRECISIONS, STRATEGIES, Recipe
 from kerasrv.training.distribution import _tf_config, is_chief
 
 VALIDATION_FRACTION = 10  # percent of the train split held out for model selection
@@ -50,6 +50,9 @@ class Settings:
             its own data; "shift" for a user's images, "none" for clips).
         verbose: `model.fit`'s progress-bar setting ("auto": a bar on a terminal, one line per
             epoch in a log).
+        recipe: "KEY=VALUE" changes to any key of the entry's `kerasrv.registry.Recipe`
+            (`--recipe`), e.g. "teacher_forcing=0.5,0.25"; the options above named after a
+            recipe key change it the same way.
     """
 
     epochs: int | None = None
@@ -64,6 +67,7 @@ class Settings:
     validation_split: str | None = None
     augment: str | None = None
     verbose: object = "auto"
+    recipe: tuple = ()
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "patience"):
@@ -86,6 +90,17 @@ class Settings:
             raise UsageError(
                 f"unknown strategy {self.strategy!r}; expected one of {', '.join(STRATEGIES)}"
             )
+        self.recipe_changes()  # a one-line error for a bad --recipe KEY=VALUE
+
+    def recipe_changes(self):
+        """The changes these settings make to an entry's recipe (`Recipe.replace`): the
+        options named after its keys, and each `--recipe KEY=VALUE`."""
+        changes = dict(Recipe.parse(override) for override in self.recipe or ())
+        for key in ("epochs", "batch_size", "learning_rate", "augment"):
+            changes.update({key: getattr(self, key)} if getattr(self, key) is not None else {})
+        for key in ("train_split", "validation_split"):
+            changes.update({key: getattr(self, key)} if getattr(self, key) else {})
+        return changes
 
 
 @dataclasses.dataclass
@@ -97,13 +112,7 @@ class Run:
     card: artifacts.Card
     entry: object
     settings: Settings
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    augment: str
-    label_smoothing: float
-    weight_decay: float
-    ema_momentum: float
+    recipe: Recipe  # the entry's, with the settings' changes and fitted to a user's data
     start_from: str | None
     train_ds: object
     val_ds: object
@@ -112,6 +121,19 @@ class Run:
     data_dir: str | None
     frames: int | None
     command: str
+
+    # what the recipe says, as the run uses it
+    epochs = property(lambda self: self.recipe.epochs)
+    batch_size = property(lambda self: self.recipe.batch_size)
+    label_smoothing = property(lambda self: self.recipe.label_smoothing)
+    weight_decay = property(lambda self: self.recipe.weight_decay)
+    ema_momentum = property(lambda self: self.recipe.ema_momentum)
+    augment = property(lambda self: augmentation_name(self.recipe.augment))
+
+    @property
+    def learning_rate(self):
+        """The peak of the cosine schedule: the recipe's, else the task's."""
+        return self.recipe.learning_rate or tasks.get(self.card.task).learning_rate
 
     def summary(self):
         """One line of what this run trains on and how, and which split judges it."""
@@ -206,8 +228,9 @@ def prepare(
     card = zoo.info(entry.name).replace(**{**dict.fromkeys(artifacts.RECORDED), "metrics": {}})
     if weights == "entry default":
         weights = None if data is None else "default"
+    changes = settings.recipe_changes()
     if data is not None:
-        if frames is not None or settings.train_split or settings.validation_split:
+        if frames is not None or {"train_split", "validation_split"} & set(changes):
             raise UsageError(
                 "--frames, --train-split and --validation-split apply to the entry's own "
                 "dataset; a data folder has train/, val/ and test/ folders or a seeded 10% held out"
@@ -219,33 +242,27 @@ def prepare(
             card = _card_for_frames(card, frames)
         elif input_shape is not None:
             card = _card_for_shape(entry, card, input_shape)
+    recipe = entry.recipe.replace(**changes)
+    if data is None:
         holdout = 100 - VALIDATION_FRACTION
-        train_split = (
-            settings.train_split or entry.recipe.get("train_split") or f"train[:{holdout}%]"
-        )
-        validation_split = (
-            settings.validation_split
-            or entry.recipe.get("validation_split")
-            or f"train[{holdout}%:]"
-        )
+        train_split = recipe.train_split or f"train[:{holdout}%]"
+        validation_split = recipe.validation_split or f"train[{holdout}%:]"
+    else:  # the recipe was made for the entry's data: fit it to the user's
+        fitted = {}
+        if "batch_size" not in changes and card.data:
+            fitted["batch_size"] = batch_for(card.data["train"], recipe.batch_size)
+        # a mirror changes digits, text and arrows: a user's images are only shifted unless
+        # --augment says otherwise; clips are not augmented
+        if "augment" not in changes:
+            fitted["augment"] = "none" if tasks.get(card.task).video else "shift"
+        recipe = recipe.replace(**fitted)
     directory = run_directory(out, card.name, frames)
     run_name = directory.name
     _claim(directory, overwrite)
-    recipe = dict(entry.recipe)
-    epochs = settings.epochs or recipe["epochs"]
-    batch_size = settings.batch_size or recipe["batch_size"]
-    augment = recipe.get("augment", False)
-    if data is not None:  # the recipe was made for the entry's data: fit it to the user's
-        task = tasks.get(card.task)
-        if settings.batch_size is None and card.data:
-            batch_size = batch_for(card.data["train"], batch_size)
-        # a mirror changes digits, text and arrows: a user's images are only shifted unless
-        # --augment says otherwise; clips are not augmented
-        augment = "none" if task.video else "shift"
-    augment = augmentation_name(settings.augment or augment)
+    batch_size, augment = recipe.batch_size, augmentation_name(recipe.augment)
 
     def batches(split, training):
-        if training and recipe.get("fresh_clips") and data is None and frames is None:
+        if training and recipe.fresh_clips and data is None and frames is None:
             stored = data_module.load_split(card.dataset, split, data_dir)[0]
             ds = data_module.fresh_clips(
                 card, int(stored.cardinality()), batch_size, seed=settings.seed, data_dir=data_dir
@@ -269,17 +286,7 @@ def prepare(
         card=card,
         entry=entry,
         settings=settings,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=(
-            settings.learning_rate
-            or recipe.get("learning_rate")
-            or tasks.get(card.task).learning_rate
-        ),
-        augment=augment,
-        label_smoothing=recipe.get("label_smoothing", 0.0),
-        weight_decay=recipe.get("weight_decay", 0.0),
-        ema_momentum=recipe.get("ema_momentum", 0.0),
+        recipe=recipe,
         start_from=weights,
         train_ds=batches(train_split, training=True),
         val_ds=batches(validation_split, training=False),
