@@ -282,7 +282,10 @@ def test_train_evaluate_export_and_predict_on_a_users_folder(
 
     code, stdout, stderr = call_cli("evaluate", run, "--out", "")
     assert code == 0, stderr
-    assert f"{task_metric}  " in stdout
+    printed = dict(line.split() for line in stdout.splitlines()[1:] if len(line.split()) == 2)
+    # evaluate's number is the one a user computes from the model's answers on the test files
+    expected = _metric_from_answers(zoo.resolve(run)[0], card, kind, task_metric)
+    assert float(printed[task_metric]) == pytest.approx(expected, abs=6e-5), (printed, expected)
 
     # TFLite files of reseg (its unrolled sweeps) and of the ConvLSTM video models (every step
     # written out) take long to convert; tests/test_export converts each task's entry
@@ -347,6 +350,49 @@ def test_train_evaluate_export_and_predict_on_a_users_folder(
         order = np.argsort(-keras_answer)
         assert [name for name, _ in ranked] == [card["class_names"][i] for i in order]
         np.testing.assert_allclose([float(p) for _, p in ranked], keras_answer[order], atol=5e-4)
+
+
+def _metric_from_answers(model, card, kind, metric):
+    """The test split's headline metric from the model's answer on each file, in plain numpy:
+    accuracy, mean IoU over the classes present in truth or answer, or OpenSTL's MSE (squared
+    error summed over a frame's pixels, averaged over the frames)."""
+    data = card["data"]
+    found = files.scan(data["path"], card["task"], seed=data["seed"], check=False)
+    shape = tuple(card["input_shape"])
+    truths, answers = [], []
+    for first, second in found.split("test"):
+        if kind == "images":
+            x, truth = preprocessing.image_file(first, shape), second
+        elif kind == "videos":
+            x, truth = preprocessing.clip_file(first, shape), second
+        elif kind == "masks":
+            x = preprocessing.image_file(first, shape)
+            truth = cv2.resize(
+                cv2.imread(str(second), cv2.IMREAD_UNCHANGED), shape[1::-1], cv2.INTER_NEAREST
+            )
+        elif kind == "video_masks":
+            wanted = preprocessing.clip_indices(preprocessing.frame_count(first), shape[0])
+            x = preprocessing.fit(preprocessing.decode_clip_at(first, wanted), shape).numpy()
+            truth = preprocessing.mask_frames(second, wanted, shape[1:3])
+        else:  # forecast clips: the first frames given, the next ones to predict
+            frames = shape[0] + card["output_shape"][0]
+            clip = preprocessing.decode_clip(first, frames, stride=1)
+            clip = preprocessing.fit(clip, (frames, *shape[1:])).numpy()
+            x, truth = clip[: shape[0]], clip[shape[0] :] / 255.0
+        answers.append(np.asarray(model.predict_on_batch(preprocessing.scale(x[None])))[0])
+        truths.append(np.asarray(truth))
+    answers, truths = np.stack(answers).astype(np.float64), np.stack(truths)
+    if metric == "mse":
+        return float(((answers - truths) ** 2).reshape(-1, np.prod(shape[1:])).sum(1).mean())
+    predicted = answers.argmax(-1)
+    if metric == "accuracy":
+        return float((predicted == truths).mean())
+    ious = []
+    for c in range(card["num_classes"]):
+        union = ((truths == c) | (predicted == c)).sum()
+        if union:
+            ious.append(((truths == c) & (predicted == c)).sum() / union)
+    return float(np.mean(ious))
 
 
 @pytest.mark.slow

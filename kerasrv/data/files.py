@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasrv import tasks
-from kerasrv.data import preprocessing
+from kerasrv.data import checks, preprocessing
 from kerasrv.data.augment import augmentation
 from kerasrv.data.idx import DatasetError
 from kerasrv.data.preprocessing import opencv
@@ -228,9 +228,9 @@ def scan(path, task, *, seed=0, class_names=None, check=True, hold_out_test=True
         train, validation = _held_out(items, seed)
     everything = [*train, *validation, *(test or [])] if check or names is None else []
     checker = {
-        "segmentation": _check_pair,
-        "video_segmentation": _check_video_pair,
-    }.get(task.name, _check_video if task.video else _check_image)
+        "segmentation": checks.image_and_mask,
+        "video_segmentation": checks.video_and_masks,
+    }.get(task.name, checks.video if task.video else checks.image)
     count = len(names) if names else None
     with ThreadPoolExecutor(max(2, os.cpu_count() or 1)) as workers:
         checked = list(workers.map(lambda item: checker(item, count), everything))
@@ -366,103 +366,6 @@ def _mask_classes(root):
             raise DatasetError(f"{listing} names {len(names)} class; a mask needs at least 2")
         return names
     return None  # counted from the masks once they are read
-
-
-def _check_image(item, num_classes):
-    cv2 = opencv()
-
-    path = item[0]
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        raise DatasetError(f"cannot read image {path}: not a readable image file")
-    colour = 3 if image.ndim == 3 and image.shape[-1] >= 3 and _coloured(image) else 1
-    return colour, None, image.shape[:2]
-
-
-def _coloured(image, tolerance=0):
-    """Whether an image's channels differ by more than `tolerance` anywhere."""
-    channels = image[..., :3].astype(np.int16)
-    return bool((np.abs(channels - channels[..., :1]) > tolerance).any())
-
-
-# A video codec stores colour at a quarter of the resolution, rounded: a grey video decodes
-# with its channels a few levels apart (2 in an mp4v file of grey frames here, against 103 in a
-# tinted one).
-VIDEO_GREY_TOLERANCE = 12
-
-
-def _check_pair(item, num_classes):
-    cv2 = opencv()
-
-    image_path, mask_path = item
-    channels, _, size = _check_image((image_path,), num_classes)
-    mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
-    if mask is None or mask.size == 0:
-        raise DatasetError(f"cannot read mask {mask_path}: not a readable image file")
-    image = cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
-    if mask.shape[:2] != image.shape[:2]:
-        raise DatasetError(
-            f"mask {mask_path} is {mask.shape[1]}×{mask.shape[0]}, its image "
-            f"{image.shape[1]}×{image.shape[0]}"
-        )
-    if mask.ndim == 3:
-        if (mask[..., :3] != mask[..., :1]).any():
-            raise DatasetError(f"mask {mask_path} has colours: a mask's pixel value is a class id")
-        mask = mask[..., 0]
-    if num_classes is not None and int(mask.max()) >= num_classes:
-        raise DatasetError(
-            f"mask {mask_path} holds class id {int(mask.max())}, but there are {num_classes} "
-            f"classes (0–{num_classes - 1})"
-        )
-    return channels, int(mask.max()), size
-
-
-def _check_video(item, num_classes):
-    cv2 = opencv()
-
-    path = item[0]
-    capture = cv2.VideoCapture(str(path))
-    try:
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        ok, frame = capture.read()
-    finally:
-        capture.release()
-    if not ok or frame is None or count < 1:
-        raise DatasetError(f"cannot read video {path}: no decodable frame")
-    return (3 if _coloured(frame, VIDEO_GREY_TOLERANCE) else 1), None, frame.shape[:2]
-
-
-def _check_video_pair(item, num_classes):
-    cv2 = opencv()
-
-    video, folder = item
-    channels, _, size = _check_video((video,), num_classes)
-    masks = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png")
-    count = preprocessing.frame_count(video)
-    if len(masks) != count:
-        raise DatasetError(
-            f"mask folder {folder} holds {len(masks)} PNGs, its video {video.name} {count} frames: "
-            f"one mask per frame"
-        )
-    highest = 0
-    for path in masks:
-        mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if mask is None or mask.size == 0:
-            raise DatasetError(f"cannot read mask {path}: not a readable image file")
-        if mask.shape[:2] != tuple(size):
-            raise DatasetError(
-                f"mask {path} is {mask.shape[1]}×{mask.shape[0]}, its video's frames "
-                f"{size[1]}×{size[0]}"
-            )
-        if mask.ndim == 3:
-            mask = mask[..., 0]
-        highest = max(highest, int(mask.max()))
-        if num_classes is not None and highest >= num_classes:
-            raise DatasetError(
-                f"mask {path} holds class id {highest}, but there are {num_classes} classes "
-                f"(0–{num_classes - 1})"
-            )
-    return channels, highest, size
 
 
 # --- reading ------------------------------------------------------------------------------------

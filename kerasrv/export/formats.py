@@ -25,6 +25,7 @@ class Format:
         max_abs_diff: for float formats, the largest absolute difference from Keras' outputs
             that passes parity; None for reduced-precision formats, which pass by the task's
             agreement measure (`kerasrv.tasks`).
+        why_it_may_fail: what a card says of a file of this format that misses its bar.
     """
 
     name: str
@@ -32,6 +33,7 @@ class Format:
     write: object
     run: object
     max_abs_diff: float | None
+    why_it_may_fail: str | None = None
 
 
 def _tflite_runner(path, card=None):
@@ -63,7 +65,15 @@ FORMATS = {
             _tflite_runner,
             None,
         ),
-        Format("tflite_int8", "model.int8.tflite", tflite_writer("int8"), _tflite_runner, None),
+        Format(
+            "tflite_int8",
+            "model.int8.tflite",
+            tflite_writer("int8"),
+            _tflite_runner,
+            None,
+            "a recurrent state kept in 8 bits drifts over the time steps (bench/findings.md); "
+            "tflite_int16x8 is the integer file that holds it",
+        ),
         Format(
             "tflite_int16x8",
             "model.int16x8.tflite",

@@ -89,6 +89,8 @@ def summary(result, command):
             "latency_ms_batch_1": round(m["latency_ms_batch_1"], 3),
             "passes": m["passes"],
         }
+        if not m["passes"] and FORMATS[name].why_it_may_fail:  # the exception, and why
+            formats[name]["why"] = FORMATS[name].why_it_may_fail
     return {
         "samples": report["samples"],
         "agreement_measure": report["agreement_measure"],

@@ -13,21 +13,19 @@ from kerasrv.layers.forecast import (
     ScheduledSampling,
     SpatioTemporalLSTMCell,
 )
-from kerasrv.layers.normalization import BatchNormalization
-from kerasrv.layers.peephole import PeepholeLSTMCell
-from kerasrv.layers.recurrent import (
-    CELLS,
+from kerasrv.layers.lstm import (
     FusedBidirectionalLSTM,
     FusedLSTM,
     UnrolledBidirectionalLSTM,
-    UnrolledConvLSTM2D,
-    UnrolledGRU,
     UnrolledLSTM,
-    recurrent,
 )
+from kerasrv.layers.normalization import BatchNormalization
+from kerasrv.layers.peephole import PeepholeLSTMCell
+from kerasrv.layers.recurrent import CELLS, recurrent
 from kerasrv.layers.renet import ReNet
 from kerasrv.layers.sequence import FrameWise, ImageToSequence
 from kerasrv.layers.static_shapes import FoldedDense, StaticFlatten, SubPixelConv2DTranspose
+from kerasrv.layers.unrolled import UnrolledConvLSTM2D, UnrolledGRU
 
 __all__ = [
     "CELLS",

@@ -4,12 +4,8 @@ import keras
 from keras import ops
 
 from kerasrv.errors import UsageError
-from kerasrv.layers.recurrent import (
-    FusedBidirectionalLSTM,
-    UnrolledBidirectionalLSTM,
-    bidirectional,
-    recurrent,
-)
+from kerasrv.layers.lstm import FusedBidirectionalLSTM, UnrolledBidirectionalLSTM
+from kerasrv.layers.recurrent import bidirectional, recurrent
 
 
 @keras.saving.register_keras_serializable(package="kerasrv")

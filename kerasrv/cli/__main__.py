@@ -1,0 +1,7 @@
+"""`python -m kerasrv.cli`, as the `kerasrv` command."""
+
+import sys
+
+from kerasrv.cli import main
+
+sys.exit(main())

@@ -1,0 +1,174 @@
+"""The metrics every card, evaluation and parity verdict rests on, on cases small enough to work
+out by hand: a class absent from the truth, a class never predicted, everything one class."""
+
+import numpy as np
+import pytest
+
+from kerasrv import tasks
+from kerasrv.tasks import confusion_matrix, intersection_over_union
+
+
+def _measured(task, num_classes, labels, predicted):
+    """What `kerasrv evaluate` reports for predictions given as class ids."""
+    measure = tasks.get(task).measure(num_classes)
+    labels = np.asarray(labels)
+    probabilities = np.eye(num_classes, dtype=np.float32)[np.asarray(predicted)]
+    measure.update(labels, probabilities, None)
+    return measure.result()
+
+
+def test_the_confusion_matrix_counts_truth_by_row_and_prediction_by_column():
+    confusion = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3)
+    np.testing.assert_array_equal(confusion, [[1, 1, 0], [0, 1, 0], [1, 0, 2]])
+    assert confusion.dtype == np.int64 and confusion.sum() == 6
+
+
+def test_accuracy_is_the_share_of_right_answers():
+    result = _measured("classification", 3, [0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2])
+    assert result["metrics"]["accuracy"] == pytest.approx(4 / 6)
+    assert result["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+
+
+def test_iou_by_hand_and_the_mean_over_the_classes_that_occur():
+    # class 0: tp 1, fp 1 (a 2 called 0), fn 1 (a 0 called 1): 1 / 3
+    # class 1: tp 1, fp 1, fn 0: 1 / 2;  class 2: tp 2, fp 0, fn 1: 2 / 3
+    confusion = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3)
+    mean, per_class = intersection_over_union(confusion)
+    np.testing.assert_allclose(per_class, [1 / 3, 1 / 2, 2 / 3])
+    assert mean == pytest.approx((1 / 3 + 1 / 2 + 2 / 3) / 3)
+
+
+def test_a_class_absent_from_truth_and_prediction_is_left_out_of_the_mean():
+    """A test set with no bags does not count bags as an IoU of 0."""
+    mean, per_class = intersection_over_union(confusion_matrix([0, 1, 1], [0, 1, 1], 3))
+    assert mean == 1.0 and per_class[2] == 0.0
+
+
+def test_a_class_never_predicted_counts_as_an_iou_of_zero():
+    """Present in the truth, never predicted: in the mean, at 0."""
+    mean, per_class = intersection_over_union(confusion_matrix([0, 1, 2, 2], [0, 1, 1, 1], 3))
+    np.testing.assert_allclose(per_class, [1.0, 1 / 3, 0.0])
+    assert mean == pytest.approx((1 + 1 / 3 + 0) / 3)
+
+
+def test_a_class_predicted_but_absent_from_the_truth_counts_as_zero_too():
+    mean, per_class = intersection_over_union(confusion_matrix([0, 0], [0, 2], 3))
+    np.testing.assert_allclose(per_class, [0.5, 0.0, 0.0])
+    assert mean == pytest.approx(0.25)  # classes 0 and 2 occur; 1 does not
+
+
+def test_all_one_class_right_is_perfect_and_all_wrong_is_zero():
+    right = _measured("segmentation", 2, np.zeros((2, 4, 4), int), np.zeros((2, 4, 4), int))
+    assert right["metrics"] == {"mean_iou": 1.0, "pixel_accuracy": 1.0}
+    assert right["per_class_iou"] == [1.0, 0.0]
+    wrong = _measured("segmentation", 2, np.zeros((2, 4, 4), int), np.ones((2, 4, 4), int))
+    assert wrong["metrics"] == {"mean_iou": 0.0, "pixel_accuracy": 0.0}
+    everything = _measured("classification", 4, [3, 3, 3], [3, 3, 3])
+    assert everything["metrics"]["accuracy"] == 1.0
+
+
+def test_targets_outside_the_models_classes_are_refused_not_counted():
+    with pytest.raises(ValueError, match="the targets hold class 4, but the model has 3"):
+        _measured("classification", 3, [0, 4], [0, 1])
+    with pytest.raises(ValueError, match="the targets hold class -1"):
+        _measured("classification", 3, [0, -1], [0, 1])
+
+
+def test_segmentation_measures_accumulate_over_batches_as_one_confusion():
+    """Two batches measured one after the other give the numbers of the pooled pixels, not the
+    mean of two batch means."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, (2, 5, 6, 6))
+    predicted = np.where(rng.uniform(size=labels.shape) < 0.7, labels, (labels + 1) % 3)
+    measure = tasks.get("video_segmentation").measure(3)
+    for y, p in zip(labels, predicted):
+        measure.update(y, np.eye(3, dtype=np.float32)[p], None)
+    pooled = intersection_over_union(confusion_matrix(labels, predicted, 3))[0]
+    assert measure.result()["metrics"]["mean_iou"] == pytest.approx(pooled)
+    assert measure.result()["metrics"]["pixel_accuracy"] == pytest.approx(
+        (labels == predicted).mean()
+    )
+
+
+def test_video_prediction_metrics_by_hand_and_beside_copying_the_last_frame():
+    """OpenSTL's units: squared error summed over a frame's pixels, averaged over frames."""
+    given = np.zeros((1, 2, 8, 8, 1), np.float32)
+    given[0, -1] = 0.5  # the last given frame: copying it errs by 0.5 everywhere
+    true = np.full((1, 3, 8, 8, 1), 0.5, np.float32)
+    true[0, 2] = 1.0
+    predicted = np.full((1, 3, 8, 8, 1), 0.5, np.float32)  # right on frames 1, 2; 0.5 off on 3
+    measure = tasks.get("video_prediction").measure(None)
+    measure.update(true, predicted, given)
+    result = measure.result()
+    metrics, per_frame = result["metrics"], result["per_frame"]
+    assert metrics["mse"] == pytest.approx(64 * 0.25 / 3)  # one frame of 64 pixels 0.5 off
+    assert metrics["mae"] == pytest.approx(64 * 0.5 / 3)
+    assert metrics["copy_last_mse"] == pytest.approx(64 * 0.25 / 3)  # copy-last: frame 3 too
+    assert metrics["mse_vs_copy_last"] == pytest.approx(1.0)
+    np.testing.assert_allclose(per_frame["mse"], [0, 0, 16])
+    np.testing.assert_allclose(per_frame["copy_last_mse"], [0, 0, 16])
+    assert metrics["ssim"] < 1.0 and metrics["psnr"] == pytest.approx(np.inf)
+
+
+@pytest.mark.parametrize(
+    "task, bar, above, below",
+    [
+        ("classification", 0.99, 0.9901, 0.9899),
+        ("video_classification", 0.99, 0.99, 0.9899),
+        ("segmentation", 0.95, 0.95, 0.9499),
+        ("video_segmentation", 0.95, 0.9501, 0.9499),
+    ],
+)
+def test_agreement_bars_pass_at_and_above_and_fail_just_below(task, bar, above, below):
+    task = tasks.get(task)
+    assert task.min_agreement == bar
+    assert task.agrees(above) and task.agrees(bar)
+    assert not task.agrees(below)
+
+
+@pytest.mark.parametrize("task", ["video_prediction", "next_frame"])
+def test_frame_tasks_pass_an_mse_up_to_1_1_times_keras_and_fail_just_over(task):
+    task = tasks.get(task)
+    assert task.agrees(1.1) and task.agrees(0.9) and not task.agrees(1.1001)
+
+
+def test_top1_agreement_and_mask_iou_agreement_by_hand():
+    keras_answers = np.eye(3)[[0, 1, 2, 0]]
+    exported = np.eye(3)[[0, 1, 1, 0]]
+    assert tasks.get("classification").agreement(keras_answers, exported, None, 3) == 0.75
+    masks = np.eye(2)[np.array([[0, 0], [1, 1]])][None]
+    moved = np.eye(2)[np.array([[0, 1], [1, 1]])][None]
+    # class 0: tp 1, fp 0, fn 1 → 1/2; class 1: tp 2, fp 1, fn 0 → 2/3
+    agreement = tasks.get("segmentation").agreement(masks, moved, None, 2)
+    assert agreement == pytest.approx((1 / 2 + 2 / 3) / 2)
+    frames = np.zeros((1, 2, 4, 4, 1))
+    true = np.ones_like(frames)
+    assert tasks.get("video_prediction").agreement(frames, frames + 0.5, true, None) == 0.25
+
+
+def _verdict(task, fmt, **batch):
+    from kerasrv import export
+
+    return export.passes({"task": task}, fmt, {"batch_1": batch, "batch_7": batch})
+
+
+@pytest.mark.parametrize(
+    "fmt, limit",
+    [("saved_model", 1e-5), ("tflite", 1e-4), ("tflite_batch1", 1e-4), ("onnx", 1e-4)],
+)
+def test_a_float_file_passes_up_to_its_largest_difference_and_fails_just_over(fmt, limit):
+    """Float files are judged by the largest difference from Keras, whatever the agreement."""
+    assert _verdict("classification", fmt, max_abs_diff=limit, agreement=0.0)
+    assert not _verdict("classification", fmt, max_abs_diff=limit * 1.01, agreement=1.0)
+
+
+@pytest.mark.parametrize("fmt", ["tflite_dynamic", "tflite_float16", "tflite_int8"])
+@pytest.mark.parametrize("task, bar", [("classification", 0.99), ("segmentation", 0.95)])
+def test_a_reduced_precision_file_passes_by_the_tasks_bar_at_every_batch(fmt, task, bar):
+    from kerasrv import export
+
+    assert _verdict(task, fmt, max_abs_diff=1.0, agreement=bar)
+    assert not _verdict(task, fmt, max_abs_diff=0.0, agreement=bar - 1e-4)
+    # one batch size below the bar fails the file
+    measured = {"batch_1": {"agreement": bar}, "batch_7": {"agreement": bar - 1e-4}}
+    assert not export.passes({"task": task}, fmt, measured)
