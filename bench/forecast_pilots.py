@@ -1,0 +1,129 @@
+"""Short pilots of the forecasters' recipe, each from fresh weights, each a curve of validation
+MSE against CPU hours (the curve the long runs are chosen from).
+
+    .venv/bin/python bench/forecast_pilots.py p4 p8      # the variants named below, in order
+    .venv/bin/python bench/forecast_pilots.py --record p8 "why"   # one stopped early
+
+Each pilot registers a variant of convlstm_forecast.mfmnist (same data, recipe and width; one
+thing changed), fits it as `kerasrv train` does under mixed_bfloat16, and writes its validation
+curve (epoch, hours, val_loss) to bench/pilots/<variant>.json (the run itself goes to
+/tmp/kerasrv-pilots). `bench/forecast_pilots.py --report` draws bench/forecast_curves.png from
+those files and the shipped forecasters' cards.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PILOTS = HERE / "pilots"
+RUNS = "/tmp/kerasrv-pilots"
+
+# variant name → (changes to the entry's builder arguments, changes to its recipe, epochs)
+VARIANTS = {
+    "p4": ({}, {"learning_rate": 1e-3, "teacher_forcing": (1.0, 0.25)}, 2),
+    "p8": ({"patch_size": 8}, {"learning_rate": 1e-3, "teacher_forcing": (1.0, 0.25)}, 6),
+}
+
+
+def run(variant):
+    import kerasrv
+    from kerasrv import registry, training
+
+    base = registry.get_entry("convlstm_forecast.mfmnist")
+    args, recipe, epochs = VARIANTS[variant]
+    name = f"convlstm_forecast.pilot_{variant}"
+    registry.register(
+        name,
+        task=base.task,
+        dataset=base.dataset,
+        target=base.target,
+        class_names=base.class_names,
+        description=f"pilot {variant}",
+        recipe=base.recipe.replace(**recipe, epochs=epochs),
+        **{**base.args, **args},
+    )
+    del kerasrv
+    # fitted only: the curve is the result (a pilot's test metrics would cost as long again)
+    run = training.prepare(
+        name,
+        training.Settings(precision="mixed_bfloat16", verbose=2),
+        out=RUNS,
+        weights=None,
+        overwrite=True,
+        command=f"python bench/forecast_pilots.py {variant}",
+    )
+    with training.global_policy(run.settings.precision):
+        training.fit_run(run)
+    record(variant)
+
+
+def record(variant, stopped=None):
+    """Writes bench/pilots/<variant>.json from the pilot's log (a run stopped early too: its
+    epochs so far, with `stopped` saying why)."""
+    import datetime
+
+    from kerasrv import registry
+    from kerasrv.provenance import hardware
+    from kerasrv.training.resume import curve
+
+    log = Path(RUNS) / f"convlstm_forecast.pilot_{variant}" / "train" / "log.csv"
+    args, recipe, epochs = VARIANTS[variant]
+    base = registry.get_entry("convlstm_forecast.mfmnist")
+    result = {
+        "variant": variant,
+        "builder_args": {**base.args, **args},
+        "recipe": base.recipe.replace(**recipe, epochs=epochs).to_dict(),
+        "monitor": "val_loss",
+        "curve": curve(log, "val_loss"),
+        "hardware": hardware(),
+        "date": datetime.date.today().isoformat(),
+    }
+    if stopped:
+        result["stopped"] = stopped
+    PILOTS.mkdir(exist_ok=True)
+    (PILOTS / f"{variant}.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({"variant": variant, "curve": result["curve"]}))
+
+
+def report():
+    """bench/forecast_curves.png: validation MSE (OpenSTL's, summed over a frame's pixels)
+    against hours for every pilot and every leg of the shipped forecasters."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pixels = 64 * 64  # val_loss is the mean over pixels; OpenSTL's MSE sums a frame's pixels
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for path in sorted(PILOTS.glob("*.json")):
+        pilot = json.loads(path.read_text())
+        hours = [h for _, h, _ in pilot["curve"]]
+        ax.plot(hours, [v * pixels for *_, v in pilot["curve"]], "o-", label=f"pilot {path.stem}")
+    for entry in ("convlstm_forecast.mfmnist", "predrnn.mfmnist"):
+        card = json.loads((HERE.parent / "models" / entry / "card.json").read_text())
+        offset = 0.0
+        for leg in card["training"].get("legs") or []:
+            if leg.get("curve") and leg["curve"][0][1] is not None:
+                hours = [offset + h for _, h, _ in leg["curve"]]
+                values = [v * pixels for *_, v in leg["curve"]]
+                ax.plot(hours, values, "s-", label=f"{entry} leg from {offset:.2f} h")
+            offset += (leg["wall_time_s"] or 0) / 3600
+    ax.set_xlabel("hours on 2 CPU cores (bfloat16)")
+    ax.set_ylabel("validation MSE per frame")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out = HERE / "forecast_curves.png"
+    fig.savefig(out, dpi=110)
+    print(out)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--report"]:
+        report()
+    elif sys.argv[1:2] == ["--record"]:  # a pilot stopped early: --record VARIANT "why"
+        record(sys.argv[2], stopped=sys.argv[3])
+    else:
+        for variant in sys.argv[1:]:
+            run(variant)
