@@ -369,3 +369,26 @@ def test_a_recipe_names_the_splits_and_the_command_line_overrides_them(
     assert run.train_ds.cardinality() == 10
     default = training.prepare("row_rnn.gru", out=tmp_path, data_dir=tfds_dir)
     assert (default.train_split, default.validation_split) == ("train[:90%]", "train[90%:]")
+
+
+def test_a_time_budget_stops_after_the_last_epoch_that_fits(monkeypatch):
+    """Epochs of 100 s (a fake clock) and a budget of 350 s: three epochs run, as a fourth
+    would end at 400 s."""
+    from kerasrv.training import callbacks
+
+    now = [0.0]
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: now[0])
+
+    class Tick(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            now[0] += 100.0
+
+    budget = callbacks.TimeBudget(350)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    history = model.fit(
+        np.zeros((4, 2)), np.zeros((4, 1)), epochs=10, verbose=0, callbacks=[Tick(), budget]
+    )
+    assert len(history.history["loss"]) == 3 and budget.stopped_after == 3
+    with pytest.raises(ValueError, match="hours must be a positive number"):
+        training.Settings(hours=0)

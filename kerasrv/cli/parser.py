@@ -140,6 +140,12 @@ def build_parser():
     )
     p.add_argument("--epochs", type=positive_int, help="default: the entry's recipe")
     p.add_argument(
+        "--hours",
+        type=positive_float,
+        help="a time budget: stop after the last epoch that fits in it, card written (the "
+        "next run starts from its weights with --weights)",
+    )
+    p.add_argument(
         "--recipe",
         action="append",
         default=[],

@@ -144,6 +144,7 @@ def fit_run(run):
         mode=mode,
         patience=settings.patience,
         verbose=verbose,
+        hours=settings.hours,
         callbacks=[
             *task.callbacks(run.epochs * steps, run.recipe),
             *averaging(run.ema_momentum),  # first: the statistics are the validated weights'

@@ -8,6 +8,29 @@ import keras
 import tensorflow as tf
 
 
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after the epoch whose successor would end past `seconds` of this process's
+    training: a run on a machine that is taken back every few hours ends on a whole epoch with
+    its card written, instead of being cut off mid-epoch (the next leg starts from its weights).
+    The next epoch's time is taken as the mean of this process's epochs so far."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+        self.stopped_after = None  # the epoch (1-based) the budget stopped after, if it did
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+        self.epochs = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+        elapsed = time.perf_counter() - self.started
+        if elapsed + elapsed / self.epochs > self.seconds:
+            self.model.stop_training = True
+            self.stopped_after = epoch + 1
+
+
 class _StopOnNaN(keras.callbacks.TerminateOnNaN):
     """TerminateOnNaN that remembers where the loss went bad and puts the last good weights back.
 

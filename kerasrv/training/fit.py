@@ -5,7 +5,7 @@ from pathlib import Path
 import keras
 
 from kerasrv.errors import TrainingDiverged
-from kerasrv.training.callbacks import EpochSeconds, _StopOnNaN
+from kerasrv.training.callbacks import EpochSeconds, TimeBudget, _StopOnNaN
 from kerasrv.training.resume import _best_so_far, _loads, _mend_backup
 
 
@@ -21,6 +21,7 @@ def fit(
     patience=None,
     verbose="auto",
     callbacks=(),
+    hours=None,
 ):
     """Trains a compiled model with the zoo's callbacks; resumes an interrupted run in `out_dir`.
 
@@ -40,6 +41,8 @@ def fit(
         verbose: `model.fit`'s progress-bar setting.
         callbacks: more Keras callbacks (the task's); they run before the checkpoint and the
             loggers, so what they add to an epoch's logs is in log.csv.
+        hours: a time budget: training stops after the last epoch that fits in it
+            (`TimeBudget`); None trains every epoch.
 
     Returns:
         The `keras.callbacks.History`, with the model holding the best weights.
@@ -78,6 +81,8 @@ def fit(
     ]
     if patience:
         standard.append(keras.callbacks.EarlyStopping(monitor, patience=patience, mode=mode))
+    if hours:
+        standard.append(TimeBudget(hours * 3600))
     history = model.fit(
         train_ds,
         validation_data=val_ds,

@@ -60,6 +60,7 @@ def write_artifacts(run, model, dist, wall_time, resumed_at=0):
             "dataset": card.dataset,
             "train_split": run.train_split,
             "validation_split": run.validation_split,
+            **({"time_budget_h": run.settings.hours} if run.settings.hours else {}),
             "wall_time_s": round(wall_time, 1),
             "wall_time_covers": (
                 f"epochs {resumed_at + 1}-{run.epochs}" if resumed_at else "the run"
@@ -79,14 +80,16 @@ def _leg(training):
     keys = (
         "command",
         "started_from",
+        "epochs",
         "epochs_run",
+        "time_budget_h",
         "wall_time_s",
         "precision",
         "date",
         "monitor",
         "curve",
     )
-    return {key: training.get(key) for key in keys}
+    return {key: training[key] for key in keys if key in training}
 
 
 def _legs(run, training):
@@ -122,8 +125,8 @@ def _legs(run, training):
     legs = [*earlier, _leg(training)]
     return {
         "legs": legs,
-        "epochs_total": sum(leg["epochs_run"] or 0 for leg in legs),
-        "wall_time_total_s": round(sum(leg["wall_time_s"] or 0 for leg in legs), 1),
+        "epochs_total": sum(leg.get("epochs_run") or 0 for leg in legs),
+        "wall_time_total_s": round(sum(leg.get("wall_time_s") or 0 for leg in legs), 1),
     }
 
 

@@ -50,6 +50,9 @@ class Settings:
             its own data; "shift" for a user's images, "none" for clips).
         verbose: `model.fit`'s progress-bar setting ("auto": a bar on a terminal, one line per
             epoch in a log).
+        hours: a time budget: training stops after the last epoch that fits in this many hours
+            (the card records the epochs run and the budget); the next leg starts from its
+            weights. None trains every epoch.
         recipe: "KEY=VALUE" changes to any key of the entry's `kerasrv.registry.Recipe`
             (`--recipe`), e.g. "teacher_forcing=0.5,0.25"; the options above named after a
             recipe key change it the same way.
@@ -68,6 +71,7 @@ class Settings:
     augment: str | None = None
     verbose: object = "auto"
     recipe: tuple = ()
+    hours: float | None = None
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "patience"):
@@ -90,6 +94,10 @@ class Settings:
             raise UsageError(
                 f"unknown strategy {self.strategy!r}; expected one of {', '.join(STRATEGIES)}"
             )
+        if self.hours is not None and not (
+            isinstance(self.hours, (int, float)) and math.isfinite(self.hours) and self.hours > 0
+        ):
+            raise UsageError(f"hours must be a positive number, got {self.hours!r}")
         self.recipe_changes()  # a one-line error for a bad --recipe KEY=VALUE
 
     def recipe_changes(self):
