@@ -9,7 +9,7 @@ FMNIST_FILE := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup data demo test test-slow clean
+.PHONY: setup data demo test test-slow mutation clean
 
 setup: $(STAMP) data
 
@@ -43,5 +43,10 @@ test: setup
 test-slow: setup
 	$(BIN)/python -m pytest -m slow $(XDIST) $(PYTEST_ARGS)
 
+# Mutants of the code that decides verdicts and metrics ([mutmut] in setup.cfg), each run
+# against the unit tests of those rules; `$(BIN)/mutmut results` lists the survivors.
+mutation: setup
+	$(BIN)/mutmut run --max-children $(or $(TEST_WORKERS),2)
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache mutants

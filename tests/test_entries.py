@@ -70,15 +70,17 @@ NOT_REACHED = {
 }
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=NOT_REACHED[name]))
-        if name in NOT_REACHED
+def _strict_unless_reached(names, not_reached):
+    """Each name as a test case, a strict xfail (with why) where `not_reached` names it."""
+    return [
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=not_reached[name]))
+        if name in not_reached
         else name
-        for name in sorted(TARGETS)
-    ],
-)
+        for name in names
+    ]
+
+
+@pytest.mark.parametrize("name", _strict_unless_reached(sorted(TARGETS), NOT_REACHED))
 def test_entries_reach_their_targets(name):
     metric, target = TARGETS[name]
     assert _card(name)["metrics"][metric] >= target
@@ -93,6 +95,8 @@ def test_next_frame_prediction_beats_copying_the_last_frame_by_40_percent():
 # most a quarter of the error of copying the last given frame (OpenSTL's ConvLSTM-S: ~0.08×; a
 # blur of the items' mean position does not get there). Strict, as NOT_REACHED above.
 VIDEO_PREDICTORS = ("convlstm_forecast.mfmnist", "predrnn.mfmnist")
+
+
 QUARTER_NOT_REACHED = {
     "convlstm_forecast.mfmnist": (
         "12 epochs at 8×8 patches on 2 CPU cores (0.87 h): MSE 134.2, 0.35× copy-last"
@@ -101,15 +105,7 @@ QUARTER_NOT_REACHED = {
 }
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=QUARTER_NOT_REACHED[name]))
-        if name in QUARTER_NOT_REACHED
-        else name
-        for name in VIDEO_PREDICTORS
-    ],
-)
+@pytest.mark.parametrize("name", _strict_unless_reached(VIDEO_PREDICTORS, QUARTER_NOT_REACHED))
 def test_video_predictors_make_a_quarter_of_the_copy_last_error(name):
     assert _card(name)["metrics"]["mse_vs_copy_last"] <= 0.25
 
@@ -120,15 +116,7 @@ SHARPER_NOT_REACHED = {
 }
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=SHARPER_NOT_REACHED[name]))
-        if name in SHARPER_NOT_REACHED
-        else name
-        for name in VIDEO_PREDICTORS
-    ],
-)
+@pytest.mark.parametrize("name", _strict_unless_reached(VIDEO_PREDICTORS, SHARPER_NOT_REACHED))
 def test_video_predictors_are_sharper_than_copying_the_last_frame(name):
     """A blur of where the items were heading can beat copy-last on MSE and still look worse;
     SSIM (structure, not only mean error) tells."""
