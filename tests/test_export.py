@@ -181,6 +181,19 @@ def test_tflite_float32_matches_keras_at_batch_1_and_7(name, variant, exports):
             np.testing.assert_allclose(got, expected, atol=1e-4, err_msg=f"batch {size}; {which}")
 
 
+def test_the_readmes_litert_snippet_runs_on_an_exported_classifier(exports):
+    """README: `get_signature_runner()`, then `runner(image=images)["probabilities"]` at any
+    batch size; the names are the task's (`kerasrv.tasks`)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    made = exports[SERVED]
+    runner = Interpreter(model_path=str(made["files"]["tflite"])).get_signature_runner()
+    images = made["x"][:8].astype(np.float32)
+    probabilities = runner(image=images)["probabilities"]
+    assert probabilities.shape == (8, made["card"]["num_classes"])
+    np.testing.assert_allclose(probabilities, made["keras"][:8], atol=1e-4)
+
+
 def _which_side_moved(name, model, x, got, expected):
     """On a mismatch, both sides again, each sample alone: which one gave a different answer.
 

@@ -27,6 +27,7 @@ def test_accuracy_is_the_share_of_right_answers():
     result = _measured("classification", 3, [0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2])
     assert result["metrics"]["accuracy"] == pytest.approx(4 / 6)
     assert result["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    assert all(type(count) is int for row in result["confusion_matrix"] for count in row)
 
 
 def test_iou_by_hand_and_the_mean_over_the_classes_that_occur():
@@ -68,6 +69,10 @@ def test_all_one_class_right_is_perfect_and_all_wrong_is_zero():
 
 
 def test_targets_outside_the_models_classes_are_refused_not_counted():
+    with pytest.raises(
+        ValueError, match=r"the targets hold class 3, but the model has 3 classes \(0–2\)"
+    ):
+        _measured("classification", 3, [0, 3], [0, 1])  # one past the last class
     with pytest.raises(ValueError, match="the targets hold class 4, but the model has 3"):
         _measured("classification", 3, [0, 4], [0, 1])
     with pytest.raises(ValueError, match="the targets hold class -1"):
@@ -91,23 +96,44 @@ def test_segmentation_measures_accumulate_over_batches_as_one_confusion():
 
 
 def test_video_prediction_metrics_by_hand_and_beside_copying_the_last_frame():
-    """OpenSTL's units: squared error summed over a frame's pixels, averaged over frames."""
-    given = np.zeros((1, 2, 8, 8, 1), np.float32)
-    given[0, -1] = 0.5  # the last given frame: copying it errs by 0.5 everywhere
+    """OpenSTL's units: squared error summed over a frame's pixels, averaged over frames; two
+    batches measured one after the other count as one set of clips."""
+    given = np.zeros((1, 3, 8, 8, 1), np.float32)
+    given[0, -1] = 0.5  # the last of three given frames: copying it is right on frames 1, 2
     true = np.full((1, 3, 8, 8, 1), 0.5, np.float32)
     true[0, 2] = 1.0
     predicted = np.full((1, 3, 8, 8, 1), 0.5, np.float32)  # right on frames 1, 2; 0.5 off on 3
+    further = np.full((1, 3, 8, 8, 1), 0.25, np.float32)  # a second clip: 0.25 off everywhere
     measure = tasks.get("video_prediction").measure(None)
     measure.update(true, predicted, given)
+    measure.update(np.full_like(true, 0.5), further, np.full_like(given, 0.5))
     result = measure.result()
     metrics, per_frame = result["metrics"], result["per_frame"]
-    assert metrics["mse"] == pytest.approx(64 * 0.25 / 3)  # one frame of 64 pixels 0.5 off
-    assert metrics["mae"] == pytest.approx(64 * 0.5 / 3)
-    assert metrics["copy_last_mse"] == pytest.approx(64 * 0.25 / 3)  # copy-last: frame 3 too
-    assert metrics["mse_vs_copy_last"] == pytest.approx(1.0)
-    np.testing.assert_allclose(per_frame["mse"], [0, 0, 16])
-    np.testing.assert_allclose(per_frame["copy_last_mse"], [0, 0, 16])
-    assert metrics["ssim"] < 1.0 and metrics["psnr"] == pytest.approx(np.inf)
+    # 6 frames: one 0.5 off (64 × 0.25 = 16), three 0.25 off (64 × 0.0625 = 4 each)
+    assert metrics["mse"] == pytest.approx((16 + 3 * 4) / 6)
+    assert metrics["mae"] == pytest.approx((32 + 3 * 16) / 6)
+    assert metrics["copy_last_mse"] == pytest.approx(16 / 6)  # copy-last: only frame 3 off
+    assert metrics["mse_vs_copy_last"] == pytest.approx(28 / 16)
+    np.testing.assert_allclose(per_frame["mse"], [2, 2, 10])  # per clip, each frame
+    np.testing.assert_allclose(per_frame["copy_last_mse"], [0, 0, 8])
+
+
+def test_openstl_psnr_and_ssim_clip_the_prediction_to_the_frame_range():
+    """A prediction of 1.5 where the truth is 1.0 costs MSE 0.25 but PSNR and SSIM see 1.0:
+    OpenSTL clips before them, not before MSE."""
+    from skimage.metrics import structural_similarity
+
+    true = np.zeros((1, 2, 8, 8, 1))
+    true[..., 4:, :] = 1.0
+    predicted = np.where(true == 1.0, 1.5, 0.5)  # over the range above, 0.5 off below
+    sums = tasks.openstl_metrics(predicted, true)
+    assert sums["frames"] == 2
+    assert sums["mse"] == pytest.approx(2 * 64 * 0.25)  # before clipping: 0.5 off everywhere
+    # after clipping, half of each frame is 0.5 off: per-frame MSE 0.125
+    assert sums["psnr"] == pytest.approx(2 * -10 * np.log10(0.125))
+    clipped = np.clip(predicted, 0, 1)[0, 0]
+    expected = structural_similarity(clipped, true[0, 0], data_range=2.0, channel_axis=-1)
+    assert sums["ssim"] == pytest.approx(2 * expected)
 
 
 @pytest.mark.parametrize(
@@ -136,14 +162,21 @@ def test_top1_agreement_and_mask_iou_agreement_by_hand():
     keras_answers = np.eye(3)[[0, 1, 2, 0]]
     exported = np.eye(3)[[0, 1, 1, 0]]
     assert tasks.get("classification").agreement(keras_answers, exported, None, 3) == 0.75
-    masks = np.eye(2)[np.array([[0, 0], [1, 1]])][None]
-    moved = np.eye(2)[np.array([[0, 1], [1, 1]])][None]
-    # class 0: tp 1, fp 0, fn 1 → 1/2; class 1: tp 2, fp 1, fn 0 → 2/3
-    agreement = tasks.get("segmentation").agreement(masks, moved, None, 2)
-    assert agreement == pytest.approx((1 / 2 + 2 / 3) / 2)
-    frames = np.zeros((1, 2, 4, 4, 1))
-    true = np.ones_like(frames)
-    assert tasks.get("video_prediction").agreement(frames, frames + 0.5, true, None) == 0.25
+    keras_masks = np.array([[0, 0, 1], [1, 1, 1]])  # one 2×3 mask: classes on the last axis
+    moved = np.array([[0, 1, 1], [1, 1, 1]])
+    # class 0: tp 1, fp 0, fn 1 → 1/2; class 1: tp 4, fp 1, fn 0 → 4/5
+    agreement = tasks.get("segmentation").agreement(
+        np.eye(2)[keras_masks][None], np.eye(2)[moved][None], None, 2
+    )
+    assert agreement == pytest.approx((1 / 2 + 4 / 5) / 2)
+
+
+def test_frame_agreement_is_the_exports_error_over_keras_error():
+    true = np.full((1, 2, 4, 4, 1), 0.8)
+    keras_frames = np.full_like(true, 0.6)  # 0.2 off: MSE 0.04
+    exported = np.full_like(true, 0.5)  # 0.3 off: MSE 0.09
+    ratio = tasks.get("video_prediction").agreement(keras_frames, exported, true, None)
+    assert ratio == pytest.approx(0.09 / 0.04)
 
 
 def _verdict(task, fmt, **batch):

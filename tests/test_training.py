@@ -174,6 +174,27 @@ def test_a_finished_run_is_refused_with_one_line_and_kept(finished_run, tfds_dir
     assert tree_digest(finished_run) == before
 
 
+def test_overwrite_trains_again_and_patience_stops_a_run_that_learns_nothing(
+    finished_run, tmp_path, tfds_dir
+):
+    """README's promises: `--overwrite` replaces a finished run; `--patience N` stops after N
+    epochs without a better validation score (a rate of 1e-12 learns nothing after the
+    first); every run keeps TensorBoard logs."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(finished_run, runs / "row_rnn.gru")
+    before = json.loads((runs / "row_rnn.gru" / artifacts.CARD_FILE).read_text())
+    args = ["train", "row_rnn.gru", "--epochs", "4", *QUICK, "--patience", "1"]
+    args += ["--learning-rate", "1e-12", "--overwrite", "--out", runs]
+    code, _, stderr = run_cli(*args, env={"TFDS_DATA_DIR": tfds_dir})
+    assert code == 0, "\n".join(stderr)
+    card = json.loads((runs / "row_rnn.gru" / artifacts.CARD_FILE).read_text())
+    assert card["training"]["command"] != before["training"]["command"]  # the new run's card
+    assert card["training"]["epochs"] == 4 and card["training"]["epochs_run"] == 2
+    assert list((runs / "row_rnn.gru" / "train" / "tensorboard").rglob("events.out.tfevents*"))
+
+
 def test_a_warm_start_names_its_weights_file_by_sha256(finished_run, tmp_path, tfds_dir):
     start = tmp_path / "start.weights.h5"
     start.write_bytes((finished_run / artifacts.WEIGHTS_FILE).read_bytes())
