@@ -12,24 +12,30 @@ Example:
     (PosixPath('export/cnn_lstm.fmnist/1'), True)
 """
 
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import keras
+
 from kerasrv import artifacts, data, export, zoo
+from kerasrv.artifacts import Card
 from kerasrv.errors import UsageError
+from kerasrv.progress import Progress
 
 
 def export_model(
-    target,
-    formats=export.DEFAULT_FORMATS,
-    out="export",
+    target: str | os.PathLike | keras.Model,
+    formats: Sequence[str] = export.DEFAULT_FORMATS,
+    out: str | os.PathLike = "export",
     *,
-    card=None,
-    parity_samples=export.PARITY_SAMPLES,
-    parity_data=None,
-    calibration=None,
-    record=False,
-    progress=None,
-):
+    card: Card | None = None,
+    parity_samples: int = export.PARITY_SAMPLES,
+    parity_data: tuple | None = None,
+    calibration: Callable | None = None,
+    record: bool = False,
+    progress: Progress | None = None,
+) -> dict:
     """Exports a model as `kerasrv export` does.
 
     Args:

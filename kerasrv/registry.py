@@ -241,12 +241,12 @@ def register(
         _DEFAULT_TAG[arch] = name
 
 
-def list_models(pattern="*"):
+def list_models(pattern: str = "*") -> list[str]:
     """Sorted names of the entries matching an `fnmatch` pattern ("*lstm*", "row_rnn.*")."""
     return sorted(name for name in _ENTRIES if fnmatch.fnmatchcase(name, pattern))
 
 
-def list_architectures():
+def list_architectures() -> list[str]:
     """Sorted names of the registered architectures."""
     return sorted(_ARCHITECTURES)
 
@@ -262,7 +262,7 @@ def get_architecture(name):
     raise UnknownModelError(f"unknown architecture {name!r}; {_suggest(name, _ARCHITECTURES)}")
 
 
-def get_entry(name):
+def get_entry(name: str) -> Entry:
     """The `Entry` for an entry name or a bare architecture name (its default entry).
 
     Raises:

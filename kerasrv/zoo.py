@@ -18,7 +18,9 @@ Example:
 import copy
 import functools
 import numbers
+import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -99,7 +101,9 @@ def _checked_input_shape(input_shape, entry):
     return tuple(int(d) for d in shape)
 
 
-def build(name, *, num_classes=None, input_shape=None):
+def build(
+    name: str, *, num_classes: int | None = None, input_shape: Sequence[int] | None = None
+) -> keras.Model:
     """The entry's architecture with fresh weights, uncompiled (see `load` for the arguments)."""
     entry = get_entry(name)
     args = dict(entry.args)
@@ -125,7 +129,12 @@ def build(name, *, num_classes=None, input_shape=None):
 # --- loading ------------------------------------------------------------------------------------
 
 
-def load(name, weights="default", num_classes=None, input_shape=None):
+def load(
+    name: str,
+    weights: str | os.PathLike | None = "default",
+    num_classes: int | None = None,
+    input_shape: Sequence[int] | None = None,
+) -> keras.Model:
     """A compiled `keras.Model` for a zoo entry.
 
     Args:
@@ -337,7 +346,7 @@ def _entry_card(name):
     )
 
 
-def info(name):
+def info(name: str) -> Card:
     """The entry's card (`kerasrv.artifacts.Card`): what it takes, returns, and measures.
 
     The card is read from the shipped card.json on every call, so what training or export
@@ -363,7 +372,13 @@ def record(name):
     return artifacts.read_record(directory) if directory is not None else {}
 
 
-def describe(model, like, *, name=None, class_names=None):
+def describe(
+    model: keras.Model,
+    like: str,
+    *,
+    name: str | None = None,
+    class_names: Sequence[str] | None = None,
+) -> Card:
     """A card for a model of a zoo architecture that is not the entry itself.
 
     A re-headed, reshaped or fine-tuned model: shapes, classes and parameters are the model's;
@@ -409,7 +424,7 @@ def describe(model, like, *, name=None, class_names=None):
 # --- any trained model --------------------------------------------------------------------------
 
 
-def resolve(target):
+def resolve(target: str | os.PathLike) -> tuple[keras.Model, Card]:
     """(compiled model, card) for a zoo name, a `kerasrv train` run directory or a `.keras` file.
 
     Raises:

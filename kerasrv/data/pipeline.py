@@ -368,7 +368,9 @@ def fresh_clips(source, count, batch_size, *, seed=0, data_dir=None):
     return ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def arrays(source, split, *, data_dir=None, dataset=None):
+def arrays(
+    source, split: str, *, data_dir: str | None = None, dataset: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """A split as numpy arrays (inputs, targets), in the dataset's order (no shuffling).
 
     For what needs real samples in memory: an export's parity check, int8 calibration.

@@ -27,7 +27,10 @@ import fcntl
 import json
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import keras
 
 from kerasrv import artifacts
 from kerasrv.errors import UsageError
@@ -104,15 +107,15 @@ def _check_model_fits_card(model, card):
 
 
 def export(
-    model,
-    card,
-    formats=DEFAULT_FORMATS,
-    out="export",
+    model: keras.Model,
+    card: artifacts.Card | dict,
+    formats: Sequence[str] = DEFAULT_FORMATS,
+    out: str | os.PathLike = "export",
     *,
-    parity_data=None,
-    calibration=None,
-    progress=None,
-):
+    parity_data: tuple | None = None,
+    calibration: Callable | None = None,
+    progress: object | None = None,
+) -> dict:
     """Exports a model and measures every format against Keras.
 
     Args:

@@ -118,7 +118,7 @@ _TASKS = {
 NAMES = tuple(_TASKS)
 
 
-def get(task):
+def get(task: str | Task) -> Task:
     """The `Task` of a name (a `Task` passes through).
 
     Raises:

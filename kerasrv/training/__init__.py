@@ -93,7 +93,7 @@ __all__ = [
 ]
 
 
-def fit_run(run):
+def fit_run(run: Run) -> tuple[keras.Model, object]:
     """Trains a prepared run to its best epoch on validation; returns the trained model.
 
     Resumes where an interrupted run of the same directory stopped (BackupAndRestore); a run
@@ -155,7 +155,14 @@ def fit_run(run):
     return model, dist
 
 
-def train(name, settings=None, *, record=None, note=None, **options):
+def train(
+    name: str,
+    settings: Settings | None = None,
+    *,
+    record: str | None = None,
+    note: str | None = None,
+    **options,
+) -> artifacts.Card | None:
     """Trains a zoo entry on its dataset; returns the card written into the run directory.
 
     `kerasrv train NAME` runs this: `prepare`, then `fit_run` under the run's precision policy
