@@ -205,3 +205,12 @@ def test_a_reduced_precision_file_passes_by_the_tasks_bar_at_every_batch(fmt, ta
     # one batch size below the bar fails the file
     measured = {"batch_1": {"agreement": bar}, "batch_7": {"agreement": bar - 1e-4}}
     assert not export.passes({"task": task}, fmt, measured)
+
+
+def test_the_smoothed_loss_survives_a_save_and_keeps_its_smoothing():
+    """A model compiled with label smoothing is saved with its loss: the config must restore it."""
+    loss = tasks.get("classification").loss(0.1)
+    again = type(loss).from_config(loss.get_config())
+    assert again.label_smoothing == 0.1 and again.name == loss.name
+    y, p = np.array([1, 2]), np.array([[0.2, 0.7, 0.1], [0.1, 0.1, 0.8]], np.float32)
+    assert float(again(y, p)) == pytest.approx(float(loss(y, p)))
