@@ -195,6 +195,36 @@ def test_overwrite_trains_again_and_patience_stops_a_run_that_learns_nothing(
     assert list((runs / "row_rnn.gru" / "train" / "tensorboard").rglob("events.out.tfevents*"))
 
 
+def test_ship_makes_a_run_the_entrys_weights_and_keeps_what_the_card_recorded(
+    finished_run, tmp_path, tfds_dir
+):
+    """A run from fresh weights replaces the shipped model: the replaced one goes on the card
+    as an attempt; the attempts already there stay; the export record waits for a new export."""
+    models = tmp_path / "models"
+    shipped = artifacts.shipped("row_rnn.gru")
+    (models / "row_rnn.gru").mkdir(parents=True)
+    for file in (artifacts.CARD_FILE, artifacts.WEIGHTS_FILE):
+        (models / "row_rnn.gru" / file).write_bytes((shipped / file).read_bytes())
+    old = json.loads((models / "row_rnn.gru" / artifacts.CARD_FILE).read_text())
+    old["attempts"] = [{"metrics": {"accuracy": 0.5}, "command": "tried", "note": "kept"}]
+    (models / "row_rnn.gru" / artifacts.CARD_FILE).write_text(json.dumps(old))
+    env = {"TFDS_DATA_DIR": tfds_dir, "KERASRV_MODELS_DIR": str(models)}
+    code, stdout, stderr = run_cli("ship", finished_run, env=env)
+    assert code == 0, "\n".join(stderr)
+    card = json.loads((models / "row_rnn.gru" / artifacts.CARD_FILE).read_text())
+    run = json.loads((finished_run / artifacts.CARD_FILE).read_text())
+    assert card["metrics"] == run["metrics"] and card["exports"] is None
+    assert card["weights"]["sha256"] == artifacts.sha256(
+        models / "row_rnn.gru" / "model.weights.h5"
+    )
+    assert card["weights"]["sha256"] == run["weights"]["sha256"]
+    kept, replaced = card["attempts"]
+    assert kept["note"] == "kept"
+    assert replaced["metrics"] == old["metrics"] and "replaced by" in replaced["note"]
+    code, _, stderr = run_cli("ship", finished_run / "train", env=env)  # not a finished run
+    assert code == 2 and len(stderr) == 1, stderr
+
+
 def test_a_warm_start_names_its_weights_file_by_sha256(finished_run, tmp_path, tfds_dir):
     start = tmp_path / "start.weights.h5"
     start.write_bytes((finished_run / artifacts.WEIGHTS_FILE).read_bytes())

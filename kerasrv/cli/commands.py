@@ -73,6 +73,14 @@ def cmd_train(args):
         print(f"artifacts: {Path(args.out) / card.training['run']}")
 
 
+def cmd_ship(args):
+    from kerasrv import training
+
+    directory = training.ship(args.directory)
+    print(f"shipped {args.directory} as {directory}")
+    print(f"next: kerasrv export {directory.name} --format <the formats recorded> --record")
+
+
 def cmd_evaluate(args):
     from kerasrv import evaluation, zoo
 

@@ -12,6 +12,7 @@ from kerasrv.cli.commands import (
     cmd_info,
     cmd_list,
     cmd_predict,
+    cmd_ship,
     cmd_train,
 )
 
@@ -218,6 +219,16 @@ def build_parser():
     p.add_argument("--top-k", type=positive_int, default=3, help="classes to print (default 3)")
     p.add_argument("--out", default=None, help="folder for the mask PNGs (default: beside)")
     p.set_defaults(run=cmd_predict)
+
+    p = commands.add_parser(
+        "ship", help="make a finished run of a zoo entry the entry's shipped weights and card"
+    )
+    p.add_argument(
+        "directory",
+        metavar="RUN",
+        help="the run directory (kerasrv train ENTRY --out DIR writes DIR/ENTRY)",
+    )
+    p.set_defaults(run=cmd_ship)
 
     p = commands.add_parser("export", help="SavedModel and TFLite files, checked against Keras")
     p.add_argument("target", help=TARGET)

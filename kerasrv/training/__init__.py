@@ -18,7 +18,8 @@ One module a job:
     resume        what a run directory says of an interrupted run
     distribution  tf.distribute strategies and the precision policy
     results       the trained model measured, its weights and card written
-    records       attempts and baselines recorded on a shipped entry's card
+    records       attempts and baselines recorded on a shipped entry's card; `ship`: a run
+                  made the entry's shipped weights
 
 Example:
     >>> from kerasrv import training
@@ -48,6 +49,7 @@ from kerasrv.training.records import (
     record_baseline,
     record_run,
     refuse_recording_on_itself,
+    ship,
 )
 from kerasrv.training.results import write_artifacts
 from kerasrv.training.resume import FIT_DONE, _epochs_run, _loads
@@ -87,6 +89,7 @@ __all__ = [
     "record_run",
     "refuse_recording_on_itself",
     "run_directory",
+    "ship",
     "strategy_for",
     "train",
     "write_artifacts",

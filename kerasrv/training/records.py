@@ -122,3 +122,79 @@ def record_attempt(card, run_directory, note=None):
     }
     attempts = [a for a in record.get("attempts") or [] if a["command"] != attempt["command"]]
     return artifacts.update_record(directory, "attempts", [*attempts, attempt])
+
+
+def ship(run_directory):
+    """Makes a finished run of a zoo entry the entry's shipped weights and card.
+
+    The run's weights and card replace the shipped ones; the shipped card's attempts and
+    baselines stay. A run that did not start from the shipped weights (its legs do not list
+    them) replaces a model, so the replaced model goes on the card as an attempt, with its
+    metrics and how it was made. The card's export record is cleared: the new weights' files
+    are re-exported and measured with `kerasrv export NAME --record`.
+
+    Returns:
+        The shipped directory.
+
+    Raises:
+        UsageError: not a finished run of a zoo entry, or one whose builder arguments differ
+            from the entry's registration (change the registration first, so the entry builds
+            the model these weights belong to).
+    """
+    from kerasrv import zoo
+
+    run_directory = Path(run_directory)
+    card = artifacts.read_card(run_directory)  # a finished run: its whole card
+    artifacts.verified_weights(run_directory)
+    try:
+        entry = zoo.get_entry(card.name)
+    except KeyError:
+        raise UsageError(
+            f"{run_directory} is a run of {card.name}, which is no zoo entry"
+        ) from None
+    if card.data is not None or entry.name != card.name:
+        raise UsageError(f"{run_directory} was trained on other data than {entry.name}'s")
+    registered = zoo.info(entry.name).builder_args
+    differing = {
+        k: (v, registered.get(k)) for k, v in card.builder_args.items() if registered.get(k) != v
+    }
+    if differing:
+        shown = ", ".join(
+            f"{k} {mine!r} where the entry has {theirs!r}"
+            for k, (mine, theirs) in differing.items()
+        )
+        raise UsageError(
+            f"{run_directory} was built with {shown}: change {entry.name}'s registration "
+            f"first, so the entry builds the model these weights belong to"
+        )
+    directory = artifacts.models_dir() / entry.name
+    if directory.resolve() == run_directory.resolve():
+        raise UsageError(f"{run_directory} is the shipped {entry.name} itself")
+    old = artifacts.read_record(directory) if artifacts.shipped(entry.name) else {}
+    attempts = list(old.get("attempts") or [])
+    earlier = [leg.get("started_from", "") for leg in (card.training or {}).get("legs") or []]
+    old_sha = (old.get("weights") or {}).get("sha256")
+    if old_sha and not any(old_sha in start for start in earlier):  # a model replaced
+        made = old.get("training") or {}
+        attempts.append(
+            {
+                "metrics": old.get("metrics") or {},
+                "command": made.get("command", "unknown"),
+                "epochs": made.get("epochs_total", made.get("epochs")),
+                "date": made.get("date", "unknown"),
+                "builder_args": old.get("builder_args"),
+                "wall_time_s": made.get("wall_time_total_s", made.get("wall_time_s")),
+                "hardware": made.get("hardware"),
+                "note": (
+                    f"shipped until {card.training['date']}, replaced by "
+                    f"`{card.training['command']}`"
+                ),
+            }
+        )
+    shipped_card = artifacts.card_json(card)
+    shipped_card.update(attempts=attempts or None, baselines=old.get("baselines"), exports=None)
+    artifacts.write_atomically(
+        directory / artifacts.WEIGHTS_FILE, (run_directory / artifacts.WEIGHTS_FILE).read_bytes()
+    )
+    artifacts.write_json(directory / artifacts.CARD_FILE, shipped_card)
+    return directory
