@@ -5,21 +5,11 @@ result lives in cards and in BENCHMARKS.md, not in code comments."""
 
 from pathlib import Path
 
-from kerasrv import zoo
+from kerasrv import tasks, zoo
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 FINDINGS = BENCH / "findings.md"
 PICTURES = BENCH / "forecast"  # of the shipped forecasters' weights
-
-# the headline metric of an attempt, by task
-_HEADLINE = {
-    "classification": "accuracy",
-    "video_classification": "accuracy",
-    "segmentation": "mean_iou",
-    "video_segmentation": "mean_iou",
-    "video_prediction": "mse",
-    "next_frame": "mse",
-}
 
 
 def recipes_tried_lines():
@@ -30,7 +20,7 @@ def recipes_tried_lines():
         card = zoo.info(name)
         if not card.attempts:
             continue
-        metric = _HEADLINE[card.task]
+        metric = tasks.get(card.task).headline
         shipped = card.metrics.get(metric)
         lines += [
             f"### {name}: shipped {metric} {shipped:.4f}" if shipped is not None else f"### {name}",

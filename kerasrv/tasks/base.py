@@ -17,6 +17,7 @@ class Task:
         predicts_frames: outputs are frames in [0, 1] (no classes, no `num_classes`).
         learning_rate: Adam's default peak learning rate.
         monitor: (validation metric, "max" or "min") that picks the best epoch.
+        headline: the test metric a card leads with.
         quick_shape: a small input shape for smoke benchmarks (None: the entry's own).
         bench_comparison: (train examples, epochs, test examples) of the benchmark's metric
             comparison with the textbook model: small for clips, where the textbook ConvLSTM
@@ -24,6 +25,7 @@ class Task:
     """
 
     monitor = ("val_loss", "min")
+    headline = "mse"  # the test metric a card leads with (`kerasrv list`, BENCHMARKS.md)
     learning_rate = 1e-3
     parity_measure = ""
     per_pixel = False

@@ -12,6 +12,7 @@ class Classification(Task):
     """A class per image or per clip: cross-entropy, accuracy, a confusion matrix."""
 
     monitor = ("val_accuracy", "max")
+    headline = "accuracy"
     parity_measure = "top-1 agreement with Keras"
     targets_are_classes = True
     min_agreement = 0.99
@@ -66,6 +67,7 @@ class Segmentation(Task):
     """A class per pixel (per frame for clips): pixel accuracy and mean IoU."""
 
     monitor = ("val_mean_iou", "max")
+    headline = "mean_iou"
     per_pixel = True
     targets_are_classes = True
     # Per-pixel targets learn their boundaries faster at a higher rate (bench/findings.md)
