@@ -286,6 +286,11 @@ def test_train_evaluate_export_and_predict_on_a_users_folder(
     # evaluate's number is the one a user computes from the model's answers on the test files
     expected = _metric_from_answers(zoo.resolve(run)[0], card, kind, task_metric)
     assert float(printed[task_metric]) == pytest.approx(expected, abs=6e-5), (printed, expected)
+    if kind == "images":  # README: `evaluate RUN --data FOLDER` measures on a folder's test split
+        code, again, stderr = call_cli("evaluate", run, "--data", folder, "--out", "")
+        assert code == 0, stderr
+        measured = dict(line.split() for line in again.splitlines()[1:] if len(line.split()) == 2)
+        assert measured[task_metric] == printed[task_metric]  # the same held-out files
 
     # TFLite files of reseg (its unrolled sweeps) and of the ConvLSTM video models (every step
     # written out) take long to convert; tests/test_export converts each task's entry
