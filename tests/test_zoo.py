@@ -360,7 +360,7 @@ def test_a_recipe_is_typed_and_every_key_can_be_changed_from_the_command_line():
     from kerasrv.registry import RECIPE_KEYS, Recipe
 
     recipe = zoo.get_entry("convlstm_forecast").recipe
-    assert isinstance(recipe, Recipe) and recipe.teacher_forcing == (0.5, 0.25)
+    assert isinstance(recipe, Recipe) and recipe.teacher_forcing == (1.0, 0.25)
     assert Recipe.parse("teacher_forcing=1,0.5") == ("teacher_forcing", (1.0, 0.5))
     assert Recipe.parse("fresh_clips=False") == ("fresh_clips", False)
     assert Recipe.parse("augment=true") == ("augment", True)

@@ -145,10 +145,8 @@ register(
     description="2×ConvLSTM(64) on 8×8 patches: the next 10 frames from 10",
     **_MFMNIST,
 )
-# PredRNN's shipped weights are still a patch-4 model's (its card records how they were trained)
-# until its patch-8 run at this recipe is shipped.
 register(
     "predrnn.mfmnist",
-    description="2×ST-LSTM(64) on 4×4 patches: the next 10 frames from 10",
-    **{**_MFMNIST, "patch_size": 4},
+    description="2×ST-LSTM(64) on 8×8 patches: the next 10 frames from 10",
+    **_MFMNIST,
 )

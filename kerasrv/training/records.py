@@ -171,6 +171,12 @@ def ship(run_directory):
     if directory.resolve() == run_directory.resolve():
         raise UsageError(f"{run_directory} is the shipped {entry.name} itself")
     old = artifacts.read_record(directory) if artifacts.shipped(entry.name) else {}
+    # what the replaced model was built with: its card's, or the registration's before this
+    old_args = (
+        artifacts.read_json(directory / artifacts.CARD_FILE).get("builder_args") or registered
+        if old
+        else None
+    )
     attempts = list(old.get("attempts") or [])
     earlier = [leg.get("started_from", "") for leg in (card.training or {}).get("legs") or []]
     old_sha = (old.get("weights") or {}).get("sha256")
@@ -182,7 +188,7 @@ def ship(run_directory):
                 "command": made.get("command", "unknown"),
                 "epochs": made.get("epochs_total", made.get("epochs")),
                 "date": made.get("date", "unknown"),
-                "builder_args": old.get("builder_args"),
+                "builder_args": old_args,
                 "wall_time_s": made.get("wall_time_total_s", made.get("wall_time_s")),
                 "hardware": made.get("hardware"),
                 "note": (
@@ -191,8 +197,10 @@ def ship(run_directory):
                 ),
             }
         )
-    shipped_card = artifacts.card_json(card)
-    shipped_card.update(attempts=attempts or None, baselines=old.get("baselines"), exports=None)
+    # a shipped card holds what was recorded; the rest follows from the entry's code
+    recorded = {k: v for k, v in artifacts.card_json(card).items() if k in artifacts.RECORDED}
+    recorded.update(attempts=attempts or None, baselines=old.get("baselines"), exports=None)
+    shipped_card = {"name": entry.name, **recorded}
     artifacts.write_atomically(
         directory / artifacts.WEIGHTS_FILE, (run_directory / artifacts.WEIGHTS_FILE).read_bytes()
     )
