@@ -28,6 +28,7 @@ def write_artifacts(run, model, dist, wall_time, resumed_at=0):
         clean, card, split=check_split, data_dir=run.data_dir, frames=run.frames
     )
     monitor, mode = tasks.get(card.task).monitor
+    ran = _epochs_run(run.checkpoints / "log.csv", monitor, mode)
     weights = artifacts.save_weights(clean, run.directory)
     card = card.replace(
         params=int(clean.count_params()),
@@ -44,7 +45,7 @@ def write_artifacts(run, model, dist, wall_time, resumed_at=0):
             "command": run.command,
             "seed": run.settings.seed,
             "epochs": run.epochs,
-            **_epochs_run(run.checkpoints / "log.csv", monitor, mode),
+            **ran,
             "batch_size": run.batch_size,
             "augment": run.augment,
             "label_smoothing": run.label_smoothing,
@@ -63,7 +64,7 @@ def write_artifacts(run, model, dist, wall_time, resumed_at=0):
             **({"time_budget_h": run.settings.hours} if run.settings.hours else {}),
             "wall_time_s": round(wall_time, 1),
             "wall_time_covers": (
-                f"epochs {resumed_at + 1}-{run.epochs}" if resumed_at else "the run"
+                f"epochs {resumed_at + 1}-{ran['epochs_run']}" if resumed_at else "the run"
             ),
             "hardware": hardware(),
             "versions": versions(),
