@@ -174,6 +174,7 @@ def test_a_finished_run_is_refused_with_one_line_and_kept(finished_run, tfds_dir
     assert tree_digest(finished_run) == before
 
 
+@pytest.mark.slow  # a two-epoch run (70 s)
 def test_overwrite_trains_again_and_patience_stops_a_run_that_learns_nothing(
     finished_run, tmp_path, tfds_dir
 ):
