@@ -32,27 +32,34 @@ def coloured(image, tolerance=0):
 VIDEO_GREY_TOLERANCE = 12
 
 
-def image_and_mask(item, num_classes):
+def _mask_ids(path, size, of, num_classes, refuse_colours=True):
+    """A mask PNG's class ids (uint8, height × width), checked: readable, of its image's `size`
+    (`of` names the image in the message), one value a pixel, ids within `num_classes`."""
     cv2 = opencv()
 
-    image_path, mask_path = item
-    channels, _, size = image((image_path,), num_classes)
-    mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if mask is None or mask.size == 0:
-        raise DatasetError(f"cannot read mask {mask_path}: not a readable image file")
+        raise DatasetError(f"cannot read mask {path}: not a readable image file")
     if mask.shape[:2] != tuple(size):
         raise DatasetError(
-            f"mask {mask_path} is {mask.shape[1]}×{mask.shape[0]}, its image {size[1]}×{size[0]}"
+            f"mask {path} is {mask.shape[1]}×{mask.shape[0]}, {of} {size[1]}×{size[0]}"
         )
     if mask.ndim == 3:
-        if (mask[..., :3] != mask[..., :1]).any():
-            raise DatasetError(f"mask {mask_path} has colours: a mask's pixel value is a class id")
+        if refuse_colours and (mask[..., :3] != mask[..., :1]).any():
+            raise DatasetError(f"mask {path} has colours: a mask's pixel value is a class id")
         mask = mask[..., 0]
     if num_classes is not None and int(mask.max()) >= num_classes:
         raise DatasetError(
-            f"mask {mask_path} holds class id {int(mask.max())}, but there are {num_classes} "
+            f"mask {path} holds class id {int(mask.max())}, but there are {num_classes} "
             f"classes (0–{num_classes - 1})"
         )
+    return mask
+
+
+def image_and_mask(item, num_classes):
+    image_path, mask_path = item
+    channels, _, size = image((image_path,), num_classes)
+    mask = _mask_ids(mask_path, size, "its image", num_classes)
     return channels, int(mask.max()), size
 
 
@@ -72,8 +79,6 @@ def video(item, num_classes):
 
 
 def video_and_masks(item, num_classes):
-    cv2 = opencv()
-
     clip, folder = item
     channels, _, size = video((clip,), num_classes)
     masks = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png")
@@ -84,21 +89,7 @@ def video_and_masks(item, num_classes):
             f"one mask per frame"
         )
     highest = 0
-    for path in masks:
-        mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if mask is None or mask.size == 0:
-            raise DatasetError(f"cannot read mask {path}: not a readable image file")
-        if mask.shape[:2] != tuple(size):
-            raise DatasetError(
-                f"mask {path} is {mask.shape[1]}×{mask.shape[0]}, its video's frames "
-                f"{size[1]}×{size[0]}"
-            )
-        if mask.ndim == 3:
-            mask = mask[..., 0]
+    for path in masks:  # a video's masks are read by their first channel
+        mask = _mask_ids(path, size, "its video's frames", num_classes, refuse_colours=False)
         highest = max(highest, int(mask.max()))
-        if num_classes is not None and highest >= num_classes:
-            raise DatasetError(
-                f"mask {path} holds class id {highest}, but there are {num_classes} classes "
-                f"(0–{num_classes - 1})"
-            )
     return channels, highest, size
