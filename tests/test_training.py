@@ -444,3 +444,48 @@ def test_a_time_budget_stops_after_the_last_epoch_that_fits(monkeypatch):
     assert len(history.history["loss"]) == 3 and budget.stopped_after == 3
     with pytest.raises(ValueError, match="hours must be a positive number"):
         training.Settings(hours=0)
+
+
+def test_a_tfds_dataset_by_name_trains_at_the_input_shape_asked(tmp_path, tfds_dir):
+    """`train --data NAME` for a prepared TFDS dataset (README: `--data cifar10`). cifar10 and
+    Fashion-MNIST have only train and test: the last tenth of train picks the epoch unless
+    --validation-split says; `--input-shape` is the model's and the card's."""
+    run = training.prepare("row_rnn.gru", data="fashion_mnist_local", out=tmp_path / "p")
+    assert (run.train_split, run.validation_split) == ("train[:90%]", "train[90%:]")
+    args = ["train", "row_rnn.gru", "--data", "fashion_mnist_local", "--epochs", "1", *QUICK]
+    code, _, stderr = run_cli(
+        *args, "--input-shape", "14,14,1", "--out", tmp_path, env={"TFDS_DATA_DIR": tfds_dir}
+    )
+    assert code == 0, "\n".join(stderr)
+    directory = tmp_path / "row_rnn.fashion_mnist_local"
+    card = json.loads((directory / artifacts.CARD_FILE).read_text())
+    assert card["dataset"] == "fashion_mnist_local" and card["input_shape"] == [14, 14, 1]
+    assert card["class_names"][0] == "T-shirt/top" and len(card["class_names"]) == 10
+    assert card["training"]["validation_split"] == "train[59000:]"
+    assert zoo.resolve(directory)[0].input_shape == (None, 14, 14, 1)
+    assert card["metrics"]["accuracy"] >= 0.3  # chance is 0.1: it learnt at 14×14
+
+
+def test_record_baseline_writes_the_single_frame_run_on_the_shipped_card(tmp_path, tfds_dir):
+    """lrcn.motion's claim that motion needs the sequence rests on the card's baseline: what
+    the same encoder reaches from one frame (`--frames 1 --record-baseline`)."""
+    models = tmp_path / "models"
+    shipped = artifacts.shipped("lrcn.motion")
+    (models / "lrcn.motion").mkdir(parents=True)
+    for file in (artifacts.CARD_FILE, artifacts.WEIGHTS_FILE):
+        (models / "lrcn.motion" / file).write_bytes((shipped / file).read_bytes())
+    env = {"TFDS_DATA_DIR": tfds_dir, "KERASRV_MODELS_DIR": str(models)}
+    args = ["train", "lrcn.motion", "--epochs", "1", "--batch-size", "16", "--record-baseline"]
+    args += ["--train-split", "train[:64]", "--validation-split", "train[9000:9032]"]
+    before = tree_digest(models)
+    code, _, stderr = run_cli(*args, "--out", tmp_path / "runs", env=env)  # no --frames 1
+    assert code == 2 and len(stderr) == 1 and "use it with --frames 1" in stderr[0]
+    assert tree_digest(models) == before
+    code, _, stderr = run_cli(*args, "--frames", "1", "--out", tmp_path / "runs", env=env)
+    assert code == 0, "\n".join(stderr)
+    (run,) = (tmp_path / "runs").iterdir()
+    run = json.loads((run / artifacts.CARD_FILE).read_text())
+    card = json.loads((models / "lrcn.motion" / artifacts.CARD_FILE).read_text())
+    baseline = card["baselines"]["single_frame"]
+    assert baseline["metrics"] == run["metrics"] and "--frames 1" in baseline["command"]
+    assert card["metrics"] == zoo.info("lrcn.motion")["metrics"]  # the entry's own stay

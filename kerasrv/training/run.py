@@ -238,13 +238,15 @@ def prepare(
         weights = None if data is None else "default"
     changes = settings.recipe_changes()
     if data is not None:
-        if frames is not None or {"train_split", "validation_split"} & set(changes):
+        if frames is not None:
+            raise UsageError("--frames applies to the entry's own dataset, not to --data")
+        if Path(str(data)).is_dir() and {"train_split", "validation_split"} & set(changes):
             raise UsageError(
-                "--frames, --train-split and --validation-split apply to the entry's own "
-                "dataset; a data folder has train/, val/ and test/ folders or a seeded 10% held out"
+                "--train-split and --validation-split choose a TFDS dataset's splits; a data "
+                "folder has train/, val/ and test/ folders or a seeded 10% held out"
             )
-        card = _card_for_data(entry, card, data, input_shape, settings.seed, data_dir)
-        train_split, validation_split = "train", "validation"
+        card, splits = _card_for_data(entry, card, data, input_shape, settings.seed, data_dir)
+        train_split, validation_split = _splits_of(splits, changes)
     else:
         if frames is not None:
             card = _card_for_frames(card, frames)
@@ -343,7 +345,8 @@ def _card_for_shape(entry, card, input_shape, num_classes=None, **changes):
 
 
 def _card_for_data(entry, card, data, input_shape, seed, data_dir):
-    """The card of a model of the entry's architecture for a user's data folder or TFDS name."""
+    """The card of a model of the entry's architecture for a user's data folder or TFDS name,
+    and the TFDS dataset's split names (None for a folder)."""
     path = Path(str(data))
     if path.is_dir():
         found = files.scan(path, card.task, seed=seed)  # every file checked: errors name it
@@ -361,7 +364,7 @@ def _card_for_data(entry, card, data, input_shape, seed, data_dir):
             target=None,
             class_names=list(classes) if classes else None,
             data=found.record(),
-        )
+        ), None
     if path.exists():
         raise DatasetError(f"--data {data} is a file: give a folder of data or a TFDS name")
     if tasks.get(card.task).name != "classification":
@@ -377,7 +380,7 @@ def _card_for_data(entry, card, data, input_shape, seed, data_dir):
         ) from None
     label = info.supervised_keys[1] if info.supervised_keys else "label"
     names = list(info.features[label].names)
-    return _card_for_shape(
+    card = _card_for_shape(
         entry,
         card,
         input_shape or card.input_shape,
@@ -389,6 +392,22 @@ def _card_for_data(entry, card, data, input_shape, seed, data_dir):
         target=label,
         class_names=names,
     )
+    return card, set(info.splits)
+
+
+def _splits_of(splits, changes):
+    """The train and validation splits of a user's data: a folder's (None: the file pipeline
+    names them), or a TFDS dataset's own `validation` split, else the last tenth of `train`
+    (the rule for the entries' own datasets; cifar10 and Fashion-MNIST have no validation split);
+    `--train-split` and `--validation-split` choose others."""
+    if splits is None:
+        return "train", "validation"
+    if "validation" in splits:
+        train, validation = "train", "validation"
+    else:
+        holdout = 100 - VALIDATION_FRACTION
+        train, validation = f"train[:{holdout}%]", f"train[{holdout}%:]"
+    return changes.get("train_split", train), changes.get("validation_split", validation)
 
 
 def _shape_for_files(entry_shape, found):
