@@ -19,12 +19,13 @@ __all__ = ["artifacts", "layers", "registry", "tasks", "zoo", "__version__"]
 
 
 def _the_command_line():
-    """Whether this process is the `kerasrv` console script or `python -m kerasrv.cli` (whose
-    `__main__` is not yet set while its parent packages import: the interpreter's own
-    arguments say it)."""
+    """Whether this process is the `kerasrv` console script, `python -m kerasrv.cli` or the demo
+    (`make demo`: `python -m kerasrv.demo`), which load TensorFlow quietly themselves. A `-m`
+    module's `__main__` is not yet set while its parent packages import: the interpreter's own
+    arguments say it."""
     import sys
 
-    if getattr(sys, "orig_argv", [])[1:3] == ["-m", "kerasrv.cli"]:
+    if getattr(sys, "orig_argv", [])[1:3] in (["-m", "kerasrv.cli"], ["-m", "kerasrv.demo"]):
         return True
     return os.path.basename(getattr(sys.modules.get("__main__"), "__file__", None) or "") in (
         "kerasrv",

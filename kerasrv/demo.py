@@ -11,12 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-import keras
-
-from kerasrv import evaluation, zoo
-from kerasrv.data import coarse_fashion_mnist
-from kerasrv.deploy import export_model
-from kerasrv.labels import COARSE_CLASSES
+from kerasrv.cli import load_tensorflow
 
 ENTRY = "cnn_lstm"
 
@@ -24,7 +19,16 @@ ENTRY = "cnn_lstm"
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo", help="pictures and exports go here")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     args = parser.parse_args(argv)
+    load_tensorflow(args.verbose)  # as the CLI does: a user's first command prints no C++ logs
+    import keras
+
+    from kerasrv import evaluation, zoo
+    from kerasrv.data import coarse_fashion_mnist
+    from kerasrv.deploy import export_model
+    from kerasrv.labels import COARSE_CLASSES
+
     out = Path(args.out)
     start = time.perf_counter()
     rows = []

@@ -313,3 +313,54 @@ def test_every_user_facing_error_is_a_kerasrv_error_and_keeps_its_builtin_base()
         assert issubclass(error, errors.KerasrvError) and issubclass(error, base)
     with pytest.raises(errors.UsageError):
         zoo.load("cnn_lstm", input_shape=(28, 28))
+
+
+def test_bench_update_names_and_report_reach_the_benchmark(monkeypatch, tmp_path):
+    """`kerasrv bench NAME --update` re-measures one entry into the existing results (the
+    measuring itself is `make test-slow`'s test_quick_bench_writes_every_field_and_a_report)."""
+    from kerasrv import bench
+
+    calls = []
+    monkeypatch.setattr(bench, "run", lambda *a, **k: calls.append(("run", a, k)))
+    monkeypatch.setattr(bench, "report", lambda out: calls.append(("report", out)) or [])
+    out = str(tmp_path / "results.json")
+    assert call_cli("bench", "lrcn", "--update", "--quick", "--out", out)[0] == 0
+    assert call_cli("bench", "--out", out)[0] == 0
+    assert call_cli("bench", "--report", "--out", out)[0] == 0
+    (_, names, first), (_, no_names, second), report = calls
+    assert names == (["lrcn"],) and first == {"quick": True, "out": out, "update": True}
+    assert no_names == ([],) and second == {"quick": False, "out": out, "update": False}
+    assert report == ("report", out)
+
+
+@pytest.mark.slow  # a minute: the demo evaluates 10,000 images twice and exports
+def test_make_demo_prints_the_entrys_card_number_and_exports_that_agree(tmp_path, tfds_dir):
+    """What `make demo` runs, as a user sees it: the table, no TensorFlow C++ logs (the first
+    run on a machine also shows TFDS preparing Fashion-MNIST from Debian's files, done here)."""
+    from kerasrv import data
+
+    data.load_split("fashion_mnist_local", "test[:1]", tfds_dir)
+    done = subprocess.run(
+        [sys.executable, "-m", "kerasrv.demo", "--out", tmp_path],
+        # as a user's shell has it: conftest sets TF_CPP_MIN_LOG_LEVEL, which means "verbose"
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+        | {"TFDS_DATA_DIR": tfds_dir},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    table = [line for line in done.stdout.splitlines() if "  " in line]
+    rows = {line.split("  ")[0]: line.split()[-1] for line in table}
+    card_accuracy = zoo.info("cnn_lstm")["metrics"]["accuracy"]
+    assert rows["cnn_lstm.fmnist (10 classes)"] == f"{card_accuracy:.4f}"
+    tuned, fresh = float(rows["fine-tuned from the entry"]), float(rows["same, from fresh weights"])
+    assert tuned >= 0.9 and tuned >= fresh + 0.2, (tuned, fresh)
+    for export in ("saved_model", "tflite"):
+        assert float(rows[f"export: {export}"]) >= 0.99
+    for picture in ("entry", "fine_tuned"):
+        assert (tmp_path / picture / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    exported = next((tmp_path / "export" / "cnn_lstm_coarse").iterdir())
+    assert (exported / "saved_model.pb").is_file() and (exported / "model.tflite").is_file()
+    # LiteRT's one INFO line about its XNNPACK delegate has no switch; TensorFlow's are silenced
+    logs = [line for line in done.stderr.splitlines() if line and "XNNPACK delegate" not in line]
+    assert not logs, logs

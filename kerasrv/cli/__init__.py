@@ -20,7 +20,7 @@ import warnings
 from kerasrv.cli.parser import build_parser
 
 # Only the standard library at the top: TensorFlow, Keras and the zoo load inside the commands
-# that need them (quietly: `_load_tensorflow`), so `kerasrv --help` answers at once.
+# that need them (quietly: `load_tensorflow`), so `kerasrv --help` answers at once.
 
 
 def _user_errors():
@@ -31,7 +31,7 @@ def _user_errors():
     return (KerasrvError, OSError)
 
 
-def _load_tensorflow(verbose):
+def load_tensorflow(verbose):
     """Imports TensorFlow with its C++ start-up lines (oneDNN, CPU features, absl's "before
     InitializeLog" notice) and later INFO and WARNING logs silenced, unless `verbose` or the
     user set TF_CPP_MIN_LOG_LEVEL. The start-up lines are written before TensorFlow reads any
@@ -68,7 +68,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
-    _load_tensorflow(args.verbose)
+    load_tensorflow(args.verbose)
     from kerasrv import zoo
 
     before = warnings.showwarning
