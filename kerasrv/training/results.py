@@ -83,6 +83,8 @@ def _leg(training):
         "started_from",
         "epochs",
         "epochs_run",
+        "batch_size",
+        "learning_rate",
         "time_budget_h",
         "wall_time_s",
         "precision",
@@ -127,8 +129,16 @@ def _legs(run, training):
     return {
         "legs": legs,
         "epochs_total": sum(leg.get("epochs_run") or 0 for leg in legs),
-        "wall_time_total_s": round(sum(leg.get("wall_time_s") or 0 for leg in legs), 1),
+        "wall_time_total_s": round(sum(_leg_seconds(leg) for leg in legs), 1),
     }
+
+
+def _leg_seconds(leg):
+    """A leg's training time: its curve's hours at the last epoch count every epoch, also those
+    before a resume, which the leg's own wall time (from its last start) leaves out."""
+    if leg.get("curve"):
+        return leg["curve"][-1][1] * 3600
+    return leg.get("wall_time_s") or 0
 
 
 def _check_split(card, data_dir):
