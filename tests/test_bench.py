@@ -189,3 +189,34 @@ def test_the_row_rnn_textbook_is_as_wide_as_the_entry():
     # row_rnn.lstm ships 2×LSTM(256); a 128-unit textbook made it look 3.5× slower to train
     card = zoo.info("row_rnn.lstm")
     assert bench.textbook(card).count_params() == zoo.build("row_rnn.lstm").count_params()
+
+
+def test_the_precision_section_reports_each_pair_from_its_json(tmp_path):
+    from kerasrv.bench import precision
+
+    rates = {"float32": 100.0, "mixed_bfloat16": 165.0}
+    run = {"metrics": {"accuracy": 0.9}, "wall_time_s": 3600.0, "command": "kerasrv train x"}
+    results = {
+        "machine": {"date": "2026-12-06", "hardware": "a CPU", "versions": {}},
+        "speed": {
+            "cnn_lstm.fmnist": {
+                "batch_size": 128,
+                "samples_per_s": rates,
+                "rounds": {},
+                "bfloat16_speedup": 1.65,
+            }
+        },
+        "quality": {
+            "cnn_lstm.fmnist": {
+                "arguments": ["--epochs", "5"],
+                "float32": run,
+                "mixed_bfloat16": {**run, "metrics": {"accuracy": 0.8}},
+            }
+        },
+    }
+    path = tmp_path / "precision.json"
+    assert precision.report_lines(path) == []  # no run yet: no section
+    path.write_text(json.dumps(results))
+    text = "\n".join(precision.report_lines(path))
+    assert "| cnn_lstm.fmnist | 128 | 100.0 | 165.0 | 1.65 |" in text
+    assert "| cnn_lstm.fmnist | `--epochs 5` | accuracy 0.9 | accuracy 0.8 | 1.00 / 1.00 |" in text

@@ -315,7 +315,7 @@ def test_every_user_facing_error_is_a_kerasrv_error_and_keeps_its_builtin_base()
         zoo.load("cnn_lstm", input_shape=(28, 28))
 
 
-def test_bench_update_names_and_report_reach_the_benchmark(monkeypatch, tmp_path):
+def test_bench_update_report_and_precision_reach_the_benchmark(monkeypatch, tmp_path):
     """`kerasrv bench NAME --update` re-measures one entry into the existing results (the
     measuring itself is `make test-slow`'s test_quick_bench_writes_every_field_and_a_report)."""
     from kerasrv import bench
@@ -331,6 +331,11 @@ def test_bench_update_names_and_report_reach_the_benchmark(monkeypatch, tmp_path
     assert names == (["lrcn"],) and first == {"quick": True, "out": out, "update": True}
     assert no_names == ([],) and second == {"quick": False, "out": out, "update": False}
     assert report == ("report", out)
+    from kerasrv.bench import precision
+
+    monkeypatch.setattr(precision, "run", lambda names, out, log: calls.append((names, out)))
+    assert call_cli("bench", "cnn_lstm", "--precision", "--out", out)[0] == 0
+    assert calls[-1] == (["cnn_lstm"], tmp_path / "precision.json")  # beside the results
 
 
 @pytest.mark.slow  # a minute: the demo evaluates 10,000 images twice and exports

@@ -466,6 +466,7 @@ def test_a_tfds_dataset_by_name_trains_at_the_input_shape_asked(tmp_path, tfds_d
     assert card["metrics"]["accuracy"] >= 0.3  # chance is 0.1: it learnt at 14×14
 
 
+@pytest.mark.slow  # 50 s: the baseline run is measured on lrcn.motion's whole test split
 def test_record_baseline_writes_the_single_frame_run_on_the_shipped_card(tmp_path, tfds_dir):
     """lrcn.motion's claim that motion needs the sequence rests on the card's baseline: what
     the same encoder reaches from one frame (`--frames 1 --record-baseline`)."""

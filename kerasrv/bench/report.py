@@ -6,6 +6,8 @@ from pathlib import Path
 from kerasrv import zoo
 from kerasrv.bench.history import forecaster_leg_lines, history_lines
 from kerasrv.bench.measure import forward_macs
+from kerasrv.bench.precision import RESULTS as PRECISION_RESULTS
+from kerasrv.bench.precision import report_lines as precision_lines
 from kerasrv.bench.runner import RESULTS, TRAIN_ROUNDS
 from kerasrv.bench.textbooks import training_goal
 
@@ -376,6 +378,7 @@ def report(results_path=RESULTS, markdown=None, chart=None):
                 for n, c in compared.items()
             ],
         )
+    lines += precision_lines(results_path.parent / PRECISION_RESULTS.name)
     lines += _video_prediction_lines()
     lines += forecaster_leg_lines()
     lines += [

@@ -5,6 +5,7 @@
 import dataclasses
 import json
 import shlex
+import sys
 from pathlib import Path
 
 from kerasrv.progress import Progress
@@ -176,6 +177,13 @@ def cmd_bench(args):
     if args.report:
         for path in bench.report(args.out):
             print(path)
+        return
+    if args.precision:
+        from kerasrv.bench import precision
+
+        out = Path(args.out).parent / precision.RESULTS.name
+        precision.run(args.names, out=out, log=lambda line: print(line, file=sys.stderr))
+        print(out)
         return
     bench.run(args.names, quick=args.quick, out=args.out, update=args.update)
     print(args.out)

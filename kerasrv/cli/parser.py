@@ -266,6 +266,12 @@ def build_parser():
         action="store_true",
         help="write BENCHMARKS.md and chart.png beside the results JSON",
     )
+    p.add_argument(
+        "--precision",
+        action="store_true",
+        help="float32 against mixed_bfloat16: every entry's training samples/s and a few "
+        "entries' test metrics after equal epochs, into precision.json beside the results JSON",
+    )
     p.set_defaults(run=cmd_bench)
 
     p = commands.add_parser("data", help="the embedded datasets")
