@@ -241,6 +241,20 @@ def per_frame_mse(per_frame, out, title):
     return _save(fig, out)
 
 
+def per_frame_iou(per_frame, out, title):
+    """Each frame's mean IoU over the split: a model that gathers evidence over the clip
+    segments its later frames better than its first."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    frames = np.arange(1, len(per_frame) + 1)
+    ax.plot(frames, per_frame, "o-")
+    ax.set_xlabel("frame of the clip", fontsize=8)
+    ax.set_ylabel("mean IoU of that frame's masks", fontsize=8)
+    ax.set_xticks(frames)
+    ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=7)
+    return _save(fig, out)
+
+
 def rollouts(shown, out, title):
     """Up to 3 clips: the given frames, then the true future above and the predicted below."""
     clips = shown[:3]

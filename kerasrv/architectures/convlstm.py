@@ -33,7 +33,9 @@ def _encoder_stage(frame, width, first):
     return conv_block(conv_block(frame, width, name="conv1"), width, name="conv2")
 
 
-def _encode_recur_decode(frames, filters, recurrent_filters, frame_encoder, encoder_weights):
+def _encode_recur_decode(
+    frames, filters, recurrent_filters, frame_encoder, encoder_weights, clip_context=0
+):
     """The shared trunk: a per-frame encoder, ConvLSTM2D layers, a per-frame decoder.
 
     The encoder's first convolution has stride 2 and every stage halves the resolution again,
@@ -67,6 +69,8 @@ def _encode_recur_decode(frames, filters, recurrent_filters, frame_encoder, enco
         x = keras.layers.ConvLSTM2D(
             width, 3, padding="same", return_sequences=True, name=f"convlstm{i}"
         )(x)
+    if clip_context:
+        x = _with_clip_context(x, clip_context)
     for b in range(len(filters), 0, -1):
         up = functools.partial(upsample_block, filters=filters[b - 1], name="up")
         x = _per_frame(x, up, name=f"decoder{b}_up")
@@ -76,6 +80,18 @@ def _encode_recur_decode(frames, filters, recurrent_filters, frame_encoder, enco
     up = functools.partial(upsample_block, filters=filters[0], name="up")
     x = _per_frame(x, up, name="decoder0_up")
     return keras.layers.Concatenate(name="decoder0_skip")([x, frames])
+
+
+def _with_clip_context(maps, units):
+    """`maps` (B, T, h, w, C) plus, at every position of frame t, a projection of an LSTM's
+    summary of frames 1..t (causal: a frame never sees later ones)."""
+    pooled = FrameWise(keras.layers.GlobalAveragePooling2D(), name="context_pool")(maps)
+    summary = keras.layers.LSTM(units, return_sequences=True, name="context_lstm")(pooled)
+    projected = keras.layers.Dense(
+        maps.shape[-1], kernel_initializer="zeros", name="context_projection"
+    )(summary)
+    projected = keras.layers.Reshape((-1, 1, 1, maps.shape[-1]), name="context_maps")(projected)
+    return keras.layers.Add(name="context_add")([maps, projected])
 
 
 def _check_frames(input_shape, filters, builder):
@@ -100,6 +116,7 @@ def convlstm_seg(
     recurrent_filters=(64,),
     frame_encoder="cnn",
     encoder_weights=None,
+    clip_context=0,
 ):
     """Per-frame encoder → ConvLSTM2D → per-frame decoder → per-pixel softmax for every frame.
 
@@ -114,6 +131,12 @@ def convlstm_seg(
             `keras.Model` from a frame to its feature maps at strides 2, 4 and 8.
         encoder_weights: for a keras.applications encoder: "imagenet" (downloaded once by
             Keras, so it needs a network) or None.
+        clip_context: units of a clip-level path (0: none). The ConvLSTM's maps of each frame,
+            averaged over the frame, feed an LSTM, so frame t gets a summary of frames 1..t
+            (which items the clip has shown so far, wherever they were), added to every
+            position of the ConvLSTM's maps through a projection that starts at zero: the
+            per-pixel decisions can lean on evidence gathered over the whole clip so far, and a
+            model warm-started from one without the path starts out as that model.
 
     Returns:
         An uncompiled `keras.Model` from `frames` (B, T, H, W, C) in [0, 1] to `mask`,
@@ -126,7 +149,9 @@ def convlstm_seg(
     """
     _check_frames(input_shape, filters, "convlstm_seg")
     frames = keras.Input(input_shape, name="frames")
-    x = _encode_recur_decode(frames, filters, recurrent_filters, frame_encoder, encoder_weights)
+    x = _encode_recur_decode(
+        frames, filters, recurrent_filters, frame_encoder, encoder_weights, clip_context
+    )
     x = segmentation_head(x, num_classes)
     mask = keras.layers.Activation("softmax", dtype="float32", name="mask")(x)
     return keras.Model(frames, mask, name="convlstm_seg")

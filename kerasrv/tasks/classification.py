@@ -105,7 +105,14 @@ class Segmentation(Task):
 
         title = pictures.evaluation_title(card, result)
         draw = pictures.clip_masks if self.video else pictures.image_masks
-        return [draw(card, shown, out_dir / "predictions.png", title)]
+        written = [draw(card, shown, out_dir / "predictions.png", title)]
+        if "per_frame_iou" in result:
+            written.append(
+                pictures.per_frame_iou(
+                    result["per_frame_iou"], out_dir / "iou_per_frame.png", title
+                )
+            )
+        return written
 
 
 def _class_crossentropy(label_smoothing=0.0):
@@ -163,12 +170,35 @@ class _ClassificationMeasure:
 
 
 class _SegmentationMeasure(_ClassificationMeasure):
+    """Mean IoU over the whole split, and for clips (targets (B, T, H, W)) each frame's own:
+    whether a recurrent model's masks get better as it sees more of the clip."""
+
+    def __init__(self, num_classes):
+        super().__init__(num_classes)
+        self.per_frame = None
+
+    def update(self, y, p, x):
+        super().update(y, p, x)
+        if y.ndim != 4:  # images: (B, H, W)
+            return
+        k = len(self.confusion)
+        if self.per_frame is None:
+            self.per_frame = np.zeros((y.shape[1], k, k), dtype=np.int64)
+        predicted = p.argmax(-1)
+        for t in range(y.shape[1]):
+            self.per_frame[t] += confusion_matrix(y[:, t], predicted[:, t], k)
+
     def result(self):
         mean, per_class = intersection_over_union(self.confusion)
-        return {
+        result = {
             "metrics": {
                 "mean_iou": mean,
                 "pixel_accuracy": float(np.trace(self.confusion) / self.confusion.sum()),
             },
             "per_class_iou": [round(float(v), 4) for v in per_class],
         }
+        if self.per_frame is not None:
+            result["per_frame_iou"] = [
+                round(float(intersection_over_union(c)[0]), 4) for c in self.per_frame
+            ]
+        return result
