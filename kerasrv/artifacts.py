@@ -333,6 +333,15 @@ def write_card(directory, card):
     return write_json(Path(directory) / CARD_FILE, card_json(card))
 
 
+def leg_seconds(leg):
+    """A training leg's time (a card's `training.legs` item): its curve's hours at the last
+    epoch count every epoch, also those before a resume, which the leg's own wall time (from
+    its last start) leaves out."""
+    if leg.get("curve"):
+        return leg["curve"][-1][1] * 3600
+    return leg.get("wall_time_s") or 0
+
+
 def update_record(directory, key, value):
     """Sets one recorded key of a directory's card.json (an export summary, a baseline)."""
     if key not in RECORDED:

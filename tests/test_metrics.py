@@ -214,3 +214,19 @@ def test_the_smoothed_loss_survives_a_save_and_keeps_its_smoothing():
     assert again.label_smoothing == 0.1 and again.name == loss.name
     y, p = np.array([1, 2]), np.array([[0.2, 0.7, 0.1], [0.1, 0.1, 0.8]], np.float32)
     assert float(again(y, p)) == pytest.approx(float(loss(y, p)))
+
+
+def test_a_clips_masks_are_measured_frame_by_frame_too():
+    """Two 1×2-pixel frames per clip: frame 1 all right, frame 2 with one pixel wrong."""
+    truth = np.array([[[[0, 1]], [[0, 1]]]])  # (clips, frames, H, W)
+    predicted = truth.copy()
+    predicted[0, 1, 0, 1] = 0
+    measure = tasks.get("video_segmentation").measure(2)
+    measure.update(truth, np.eye(2)[predicted], None)
+    result = measure.result()
+    # frame 2: class 0 IoU 1/2 (1 right of 2 predicted), class 1 absent from the prediction: 0
+    assert result["per_frame_iou"] == [1.0, 0.25]
+    assert result["metrics"]["mean_iou"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    image = tasks.get("segmentation").measure(2)
+    image.update(truth[0], np.eye(2)[predicted[0]], None)  # two images, not a clip
+    assert "per_frame_iou" not in image.result()

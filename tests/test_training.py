@@ -495,8 +495,6 @@ def test_record_baseline_writes_the_single_frame_run_on_the_shipped_card(tmp_pat
 def test_a_models_hours_count_the_epochs_before_a_resume():
     """A leg resumed after a kill has a wall time from its restart only; its curve's hours
     (cumulative over the leg) count every epoch: the card's total sums those."""
-    from kerasrv.training.results import _leg_seconds
-
     resumed = {"wall_time_s": 2487.6, "curve": [[1, 0.13, 0.04], [7, 1.10, 0.02]]}
-    assert _leg_seconds(resumed) == pytest.approx(1.10 * 3600)
-    assert _leg_seconds({"wall_time_s": 60.0}) == 60.0  # a card from before curves
+    assert artifacts.leg_seconds(resumed) == pytest.approx(1.10 * 3600)
+    assert artifacts.leg_seconds({"wall_time_s": 60.0}) == 60.0  # a card from before curves

@@ -5,7 +5,7 @@ result lives in cards and in BENCHMARKS.md, not in code comments."""
 
 from pathlib import Path
 
-from kerasrv import tasks, zoo
+from kerasrv import artifacts, tasks, zoo
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 FINDINGS = BENCH / "findings.md"
@@ -69,7 +69,7 @@ def forecaster_leg_lines():
             curve = [v for *_, v in leg.get("curve") or []]
             best = f"{min(curve) * 64 * 64:.1f}" if curve else "—"
             rows.append(
-                f"| {name} | {i} | {leg['epochs_run']} | {(leg['wall_time_s'] or 0) / 3600:.2f} | "
+                f"| {name} | {i} | {leg['epochs_run']} | {artifacts.leg_seconds(leg) / 3600:.2f} | "
                 f"{leg['precision']} | {best} | `{leg['command']}` |"
             )
     if not rows:

@@ -129,16 +129,8 @@ def _legs(run, training):
     return {
         "legs": legs,
         "epochs_total": sum(leg.get("epochs_run") or 0 for leg in legs),
-        "wall_time_total_s": round(sum(_leg_seconds(leg) for leg in legs), 1),
+        "wall_time_total_s": round(sum(artifacts.leg_seconds(leg) for leg in legs), 1),
     }
-
-
-def _leg_seconds(leg):
-    """A leg's training time: its curve's hours at the last epoch count every epoch, also those
-    before a resume, which the leg's own wall time (from its last start) leaves out."""
-    if leg.get("curve"):
-        return leg["curve"][-1][1] * 3600
-    return leg.get("wall_time_s") or 0
 
 
 def _check_split(card, data_dir):
