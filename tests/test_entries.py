@@ -67,7 +67,8 @@ NOT_REACHED = {
     "convlstm_seg.moving": "6 epochs and a 6-epoch warm restart on 2 CPU cores: 0.677 mean IoU "
     "(attempts: 8 more epochs at lr 5e-4, 0.685, its int8 file under the 0.95 IoU bar: 0.944; "
     "the frame encoder started from a Fashion-MNIST classifier, 0.659 after 6 epochs against "
-    "0.655 from fresh weights; two stacked ConvLSTMs, 0.636 after 6 epochs)",
+    "0.655 from fresh weights; two stacked ConvLSTMs, 0.636 after 6 epochs; a causal "
+    "clip-level LSTM path warm-started from these weights, 0.684 after 6 epochs)",
 }
 
 
@@ -85,6 +86,20 @@ def _strict_unless_reached(names, not_reached):
 def test_entries_reach_their_targets(name):
     metric, target = TARGETS[name]
     assert _card(name)["metrics"][metric] >= target
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the shipped model's test IoU per frame rises from frame 1 (0.673) to 3 (0.691), "
+    "then falls to 0.668–0.676 for frames 7–10; the clip-context attempt has the same shape",
+)
+def test_the_video_segmenter_gets_better_as_it_sees_more_of_the_clip():
+    """The ConvLSTM's reason to be: evidence gathered over the clip. On the test split (the
+    card's per-frame IoU), the second half of the clip is segmented better than the first."""
+    per_frame = _card("convlstm_seg.moving")["evaluation"]["per_frame_iou"]
+    half = len(per_frame) // 2
+    assert sum(per_frame[half:]) / (len(per_frame) - half) > sum(per_frame[:half]) / half
+    assert per_frame[-1] > per_frame[0]
 
 
 def test_next_frame_prediction_beats_copying_the_last_frame_by_40_percent():
