@@ -574,6 +574,7 @@ def _requests(x, count, seed):
     return [x[s : s + n] for s, n in zip(starts, sizes)]
 
 
+@pytest.mark.slow  # 53 s; the default run keeps eight threads on one signature (above)
 @pytest.mark.parametrize("runtime", ["saved_model", "tflite"])
 def test_eight_threads_of_mixed_batches_get_the_serial_answers(runtime, exports):
     """One exported entry served from one process, the way a web server's threads share it."""
