@@ -34,6 +34,16 @@ def kerasrv(*args, tfds_dir, **popen):
     )
 
 
+def _copy_of_shipped(name, models):
+    """Copies an entry's shipped card and weights into `models` (a KERASRV_MODELS_DIR of the
+    test's own, which the test may write); returns the shipped directory."""
+    shipped = artifacts.shipped(name)
+    (models / name).mkdir(parents=True)
+    for file in (artifacts.CARD_FILE, artifacts.WEIGHTS_FILE):
+        (models / name / file).write_bytes((shipped / file).read_bytes())
+    return shipped
+
+
 def _epochs_logged(log):
     if not log.exists():
         return 0
@@ -202,10 +212,7 @@ def test_ship_makes_a_run_the_entrys_weights_and_keeps_what_the_card_recorded(
     """A run from fresh weights replaces the shipped model: the replaced one goes on the card
     as an attempt; the attempts already there stay; the export record waits for a new export."""
     models = tmp_path / "models"
-    shipped = artifacts.shipped("row_rnn.gru")
-    (models / "row_rnn.gru").mkdir(parents=True)
-    for file in (artifacts.CARD_FILE, artifacts.WEIGHTS_FILE):
-        (models / "row_rnn.gru" / file).write_bytes((shipped / file).read_bytes())
+    _copy_of_shipped("row_rnn.gru", models)
     old = json.loads((models / "row_rnn.gru" / artifacts.CARD_FILE).read_text())
     old["attempts"] = [{"metrics": {"accuracy": 0.5}, "command": "tried", "note": "kept"}]
     (models / "row_rnn.gru" / artifacts.CARD_FILE).write_text(json.dumps(old))
@@ -238,10 +245,7 @@ def test_a_warm_start_names_its_weights_file_by_sha256(finished_run, tmp_path, t
 
 def test_a_recorded_attempt_lands_on_the_shipped_card_and_never_on_itself(tmp_path, tfds_dir):
     models = tmp_path / "models"
-    shipped = artifacts.shipped("row_rnn.gru")
-    (models / "row_rnn.gru").mkdir(parents=True)
-    for file in (artifacts.CARD_FILE, artifacts.WEIGHTS_FILE):
-        (models / "row_rnn.gru" / file).write_bytes((shipped / file).read_bytes())
+    shipped = _copy_of_shipped("row_rnn.gru", models)
     env = {"TFDS_DATA_DIR": tfds_dir, "KERASRV_MODELS_DIR": str(models)}
     args = ["train", "row_rnn.gru", "--epochs", "1", *QUICK, "--record-attempt"]
     code, _, stderr = run_cli(*args[:-1], "--note", "x", "--out", tmp_path / "n", env=env)
@@ -471,10 +475,7 @@ def test_record_baseline_writes_the_single_frame_run_on_the_shipped_card(tmp_pat
     """lrcn.motion's claim that motion needs the sequence rests on the card's baseline: what
     the same encoder reaches from one frame (`--frames 1 --record-baseline`)."""
     models = tmp_path / "models"
-    shipped = artifacts.shipped("lrcn.motion")
-    (models / "lrcn.motion").mkdir(parents=True)
-    for file in (artifacts.CARD_FILE, artifacts.WEIGHTS_FILE):
-        (models / "lrcn.motion" / file).write_bytes((shipped / file).read_bytes())
+    _copy_of_shipped("lrcn.motion", models)
     env = {"TFDS_DATA_DIR": tfds_dir, "KERASRV_MODELS_DIR": str(models)}
     args = ["train", "lrcn.motion", "--epochs", "1", "--batch-size", "16", "--record-baseline"]
     args += ["--train-split", "train[:64]", "--validation-split", "train[9000:9032]"]
