@@ -21,6 +21,11 @@ import fnmatch
 
 from kerasrv.errors import UnknownModelError, UsageError  # kerasrv.registry.UnknownModelError too
 
+# The choices of `kerasrv train --precision` and `--strategy` (`kerasrv.training.Settings`),
+# here so the command line can offer them without loading TensorFlow.
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
@@ -48,6 +53,11 @@ class Recipe:
             (`ForecastModel.given_frames_loss`).
         teacher_forcing: forecasters' scheduled sampling, (start probability, share of the
             run it falls to 0 over) (`kerasrv.tasks.VideoPrediction`).
+        precision: the Keras dtype policy an entry trains in where the hardware computes it
+            natively ("mixed_bfloat16": a CPU with AVX512-BF16 or AMX, a GPU of compute
+            capability 8.0+), float32 elsewhere (`kerasrv.training.distribution.precision_for`);
+            an entry's recipe names a mixed policy only where a float32 pair measured that
+            quality holds and a benchmark that it pays (BENCHMARKS.md, "Training in bfloat16").
     """
 
     epochs: int
@@ -62,6 +72,7 @@ class Recipe:
     fresh_clips: bool = False
     given_frames_loss: bool = False
     teacher_forcing: tuple | None = None
+    precision: str = "float32"
 
     def __post_init__(self):
         for key in ("epochs", "batch_size"):
@@ -73,6 +84,10 @@ class Recipe:
         for key in ("label_smoothing", "weight_decay"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise UsageError(f"recipe {key} must be in [0, 1), got {getattr(self, key)!r}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(
+                f"recipe precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise UsageError(f"learning_rate must be positive, got {self.learning_rate!r}")
         if self.teacher_forcing is not None:
@@ -145,6 +160,7 @@ _RECIPE_TYPES = {
     "fresh_clips": bool,
     "given_frames_loss": bool,
     "teacher_forcing": "pair",  # "0.5,0.25"
+    "precision": str,
 }
 
 
@@ -183,10 +199,6 @@ class Entry:
         return self.name.partition(".")[2]
 
 
-# The choices of `kerasrv train --precision` and `--strategy` (`kerasrv.training.Settings`),
-# here so the command line can offer them without loading TensorFlow.
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 _ARCHITECTURES = {}
 _ENTRIES = {}
 _DEFAULT_TAG = {}

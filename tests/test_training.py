@@ -17,7 +17,8 @@ import pytest
 from conftest import QUICK_TRAIN as QUICK
 from helpers import run_cli, tree_digest
 
-from kerasrv import artifacts, training, zoo
+from kerasrv import artifacts, registry, training, zoo
+from kerasrv.errors import UsageError
 
 HERE = Path(__file__).parent
 
@@ -401,7 +402,6 @@ def test_a_recipe_names_the_splits_and_the_command_line_overrides_them(
     """An entry whose recipe is fitted on every training example (the common last step once a
     recipe is chosen on a held-out split) says so in its recipe, so `kerasrv train NAME`
     repeats the shipped run; --train-split and --validation-split still decide when given."""
-    from kerasrv import registry
 
     monkeypatch.setattr(registry, "_ENTRIES", dict(registry._ENTRIES))
     monkeypatch.setattr(registry, "_DEFAULT_TAG", dict(registry._DEFAULT_TAG))
@@ -499,3 +499,37 @@ def test_a_models_hours_count_the_epochs_before_a_resume():
     resumed = {"wall_time_s": 2487.6, "curve": [[1, 0.13, 0.04], [7, 1.10, 0.02]]}
     assert artifacts.leg_seconds(resumed) == pytest.approx(1.10 * 3600)
     assert artifacts.leg_seconds({"wall_time_s": 60.0}) == 60.0  # a card from before curves
+
+
+def test_a_recipes_bfloat16_is_used_only_where_the_hardware_computes_it(
+    monkeypatch, tmp_path, tfds_dir
+):
+    """bfloat16 pays only where it is native (AVX512-BF16 or AMX, GPUs from Ampere); elsewhere
+    TensorFlow emulates it, slower than float32. A precision asked for is used as asked."""
+    from kerasrv.training import distribution
+
+    choose = distribution.precision_for
+    bf16 = "mixed_bfloat16"
+    assert choose(bf16, gpus=[], cpu_flags={"avx512f", "avx512_bf16"}) == (bf16, None)
+    assert choose(bf16, gpus=[], cpu_flags={"amx_bf16"}) == (bf16, None)
+    precision, why = choose(bf16, gpus=[], cpu_flags={"avx512f", "avx2"})
+    assert precision == "float32" and "not native" in why
+    assert choose(bf16, gpus=[(8, 0)], cpu_flags=set())[0] == bf16  # the GPU trains, not the CPU
+    assert choose(bf16, gpus=[(7, 5)], cpu_flags={"avx512_bf16"})[0] == "float32"
+    assert choose("mixed_float16", gpus=[(7, 0)])[0] == "mixed_float16"
+    assert choose(bf16, asked="float32", gpus=[], cpu_flags={"amx_bf16"}) == ("float32", None)
+    assert choose(bf16, asked=bf16, gpus=[], cpu_flags=set()) == (bf16, None)
+    assert choose("float32", gpus=[], cpu_flags=set()) == ("float32", None)
+    with pytest.raises(UsageError, match="recipe precision must be one of"):
+        registry.Recipe(epochs=1, batch_size=8, precision="bfloat16")
+
+    # a run of an entry whose recipe names bfloat16, on hardware with it and without it
+    assert registry.get_entry("cnn_lstm").recipe.precision == bf16
+    for native, expected in ((True, bf16), (False, "float32")):
+        monkeypatch.setattr(distribution, "native_precision", lambda p, native=native: native)
+        run = training.prepare("cnn_lstm", out=tmp_path, data_dir=tfds_dir)
+        assert run.settings.precision == expected
+        assert (f"{expected} (the recipe's" in run.summary()) is not native
+    asked = training.Settings(precision="float32")
+    run = training.prepare("cnn_lstm", asked, out=tmp_path, data_dir=tfds_dir)
+    assert run.settings.precision == "float32" and run.precision_note is None

@@ -125,7 +125,10 @@ _MFMNIST = {
     # every epoch (OpenSTL's Moving MNIST loader draws them on the fly), the loss over every
     # step's prediction (PredRNN's), and scheduled sampling from 1 to 0 over the first quarter
     # of a run from fresh weights (later legs start from the last one's weights at a lower
-    # rate and sampling: see the card's training.legs and `kerasrv train --recipe`).
+    # rate and sampling: see the card's training.legs and `kerasrv train --recipe`). bfloat16
+    # where the CPU or GPU has it: 2.5-2.7× the float32 samples/s here, and ConvLSTM's MSE
+    # after equal epochs within 2% of float32's (BENCHMARKS.md, "Training in bfloat16"); both
+    # entries' shipped legs trained in it.
     "recipe": {
         "epochs": 12,
         "batch_size": 16,
@@ -133,6 +136,7 @@ _MFMNIST = {
         "fresh_clips": True,
         "given_frames_loss": True,
         "teacher_forcing": (1.0, 0.25),
+        "precision": "mixed_bfloat16",
     },
     "input_shape": (10, 64, 64, 1),
     "output_frames": 10,

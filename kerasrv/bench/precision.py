@@ -22,6 +22,7 @@ import numpy as np
 
 from kerasrv import tasks, zoo
 from kerasrv.bench import measure
+from kerasrv.errors import UnknownModelError
 from kerasrv.provenance import hardware, versions
 
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -115,6 +116,13 @@ def run(names=None, out=RESULTS, log=print, pairs=QUALITY):
     return results
 
 
+def _recipe_precision(name):
+    try:
+        return zoo.get_entry(name).recipe.precision
+    except UnknownModelError:  # an entry measured once and since removed
+        return "(no entry)"
+
+
 def report_lines(path=RESULTS):
     """The BENCHMARKS.md section of a precision run, or nothing when there is none."""
     path = Path(path)
@@ -128,16 +136,20 @@ def report_lines(path=RESULTS):
         f"Measured by `kerasrv bench --precision` on {m['date']}: {m['hardware']}. Samples/s "
         f"are each precision's best of {ROUNDS} alternating rounds on one repeated batch of the "
         "recipe's size, fresh weights; `mixed_bfloat16` is Keras' policy (float32 variables, "
-        "bfloat16 computation). `kerasrv train --precision mixed_bfloat16` uses it.",
+        "bfloat16 computation). `kerasrv train --precision mixed_bfloat16` uses it; an "
+        "entry's recipe trains in it, on hardware that computes bfloat16 natively, where it pays "
+        "and a pair below measured that quality holds (the last column).",
         "",
-        "| entry | batch | float32 samples/s | mixed_bfloat16 samples/s | bfloat16 × float32 |",
-        "|---|---|---|---|---|",
+        "| entry | batch | float32 samples/s | mixed_bfloat16 samples/s | bfloat16 × float32 "
+        "| recipe trains in |",
+        "|---|---|---|---|---|---|",
     ]
     for name, s in results["speed"].items():
         rates = s["samples_per_s"]
         lines.append(
             f"| {name} | {s['batch_size']} | {rates['float32']:.1f} | "
-            f"{rates['mixed_bfloat16']:.1f} | {s['bfloat16_speedup']:.2f} |"
+            f"{rates['mixed_bfloat16']:.1f} | {s['bfloat16_speedup']:.2f} | "
+            f"{_recipe_precision(name)} |"
         )
     lines.append("")
     if results["quality"]:

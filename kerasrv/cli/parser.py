@@ -160,7 +160,11 @@ def build_parser():
     p.add_argument("--out", default="runs", help="artifacts go to OUT/<entry>/ (default runs)")
     p.add_argument("--overwrite", action="store_true", help="train again where a finished run is")
     p.add_argument("--strategy", default="auto", choices=STRATEGIES)
-    p.add_argument("--precision", default="float32", choices=PRECISIONS)
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="default: the recipe's where the hardware computes it natively, else float32",
+    )
     p.add_argument("--jit-compile", action="store_true", help="compile train steps with XLA")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--learning-rate", type=positive_float, help="peak rate of the cosine schedule")

@@ -112,3 +112,68 @@ def global_policy(precision):
         yield
     finally:
         keras.mixed_precision.set_global_policy(before)
+
+
+# Where each mixed policy runs natively: GPUs from this compute capability, CPUs with one of
+# these /proc/cpuinfo flags. Elsewhere TensorFlow emulates the 16-bit type, slower than float32.
+_NATIVE = {
+    "mixed_bfloat16": ((8, 0), {"avx512_bf16", "amx_bf16"}),
+    "mixed_float16": ((7, 0), {"avx512_fp16", "amx_fp16"}),
+}
+
+
+def native_precision(precision, *, gpus=None, cpu_flags=None):
+    """True where `precision` computes natively on this machine's accelerator or CPU.
+
+    Args:
+        precision: a Keras dtype policy name.
+        gpus: compute capabilities of the visible GPUs (default: asked of TensorFlow).
+        cpu_flags: the CPU's feature flags (default: read from /proc/cpuinfo; none elsewhere).
+    """
+    if precision not in _NATIVE:
+        return True
+    capability, flags = _NATIVE[precision]
+    if gpus is None:
+        gpus = [
+            tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
+            for gpu in tf.config.list_physical_devices("GPU")
+        ]
+    if gpus:
+        return all(tuple(gpu) >= capability for gpu in gpus)
+    if cpu_flags is None:
+        cpu_flags = _cpu_flags()
+    return bool(flags & set(cpu_flags))
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def precision_for(recipe_precision, asked=None, **hardware):
+    """The precision a run trains in, and why, in words (None when it is simply the one asked).
+
+    A precision asked for (`--precision`) is used as it is. A recipe's mixed policy is used
+    where the hardware computes it natively (`native_precision`), float32 elsewhere: an entry's
+    recipe names bfloat16 because it trained 2.5× faster on a CPU with AVX512-BF16, and on a CPU
+    without it TensorFlow emulates bfloat16, slower than float32.
+
+    Args:
+        recipe_precision: the entry's recipe's `precision`.
+        asked: the precision asked for, or None.
+        **hardware: `native_precision`'s gpus and cpu_flags (for tests).
+
+    Returns:
+        (precision, reason): reason is None, or a phrase for the run's summary line.
+    """
+    if asked is not None:
+        return asked, None
+    if native_precision(recipe_precision, **hardware):
+        return recipe_precision, None
+    return "float32", f"the recipe's {recipe_precision} is not native on this hardware"

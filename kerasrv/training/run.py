@@ -17,7 +17,7 @@ from kerasrv.data import files
 from kerasrv.data.augment import augmentation_name
 from kerasrv.errors import DatasetError, RunExistsError, UsageError
 from kerasrv.registry import PRECISIONS, STRATEGIES, Recipe
-from kerasrv.training.distribution import _tf_config, is_chief
+from kerasrv.training.distribution import _tf_config, is_chief, precision_for
 
 VALIDATION_FRACTION = 10  # percent of the train split held out for model selection
 
@@ -39,7 +39,9 @@ class Settings:
             1% over the run.
         patience: EarlyStopping patience in epochs (default: none).
         seed: seed of weights, shuffling and dropout.
-        precision: "float32", "mixed_float16" or "mixed_bfloat16".
+        precision: "float32", "mixed_float16" or "mixed_bfloat16" (default: the entry's
+            recipe's where the hardware computes it natively, else float32; see
+            `kerasrv.training.distribution.precision_for`).
         strategy: see `strategy_for`.
         jit_compile: compile train steps with XLA.
         train_split: tfds split to train on (default: the entry's recipe, else the first 90%
@@ -63,7 +65,7 @@ class Settings:
     learning_rate: float | None = None
     patience: int | None = None
     seed: int = 0
-    precision: str = "float32"
+    precision: str | None = None
     strategy: str = "auto"
     jit_compile: bool = False
     train_split: str | None = None
@@ -86,7 +88,7 @@ class Settings:
             raise UsageError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
         if self.augment is not None:
             augmentation_name(self.augment)  # a one-line error naming the choices
-        if self.precision not in PRECISIONS:
+        if self.precision is not None and self.precision not in PRECISIONS:
             raise UsageError(
                 f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}"
             )
@@ -104,7 +106,7 @@ class Settings:
         """The changes these settings make to an entry's recipe (`Recipe.replace`): the
         options named after its keys, and each `--recipe KEY=VALUE`."""
         changes = dict(Recipe.parse(override) for override in self.recipe or ())
-        for key in ("epochs", "batch_size", "learning_rate", "augment"):
+        for key in ("epochs", "batch_size", "learning_rate", "augment", "precision"):
             changes.update({key: getattr(self, key)} if getattr(self, key) is not None else {})
         for key in ("train_split", "validation_split"):
             changes.update({key: getattr(self, key)} if getattr(self, key) else {})
@@ -129,6 +131,8 @@ class Run:
     data_dir: str | None
     frames: int | None
     command: str
+    precision_note: str | None = None  # why the run's precision is not the recipe's
+    fresh_clips: bool = False  # training clips drawn afresh every epoch (the recipe's, own data)
 
     # what the recipe says, as the run uses it
     epochs = property(lambda self: self.recipe.epochs)
@@ -163,8 +167,13 @@ class Run:
         return (
             f"training {self.name} on {examples}, input {shape}: batch {self.batch_size} "
             f"({steps} steps an epoch), {self.epochs} epochs, learning rate "
-            f"{self.learning_rate:g}, augment {self.augment}; {judged}"
+            f"{self.learning_rate:g}, augment {self.augment}{self._clips()}, "
+            f"{self.settings.precision}{f' ({self.precision_note})' if self.precision_note else ''}"
+            f"; {judged}"
         )
+
+    def _clips(self):
+        return ", clips drawn afresh every epoch" if self.fresh_clips else ""
 
     @property
     def checkpoints(self):
@@ -266,13 +275,16 @@ def prepare(
         if "augment" not in changes:
             fitted["augment"] = "none" if tasks.get(card.task).video else "shift"
         recipe = recipe.replace(**fitted)
+    precision, precision_note = precision_for(recipe.precision, asked=changes.get("precision"))
+    settings = dataclasses.replace(settings, precision=precision)
+    fresh_clips = recipe.fresh_clips and data is None and frames is None
     directory = run_directory(out, card.name, frames)
     run_name = directory.name
     _claim(directory, overwrite)
     batch_size, augment = recipe.batch_size, augmentation_name(recipe.augment)
 
     def batches(split, training):
-        if training and recipe.fresh_clips and data is None and frames is None:
+        if training and fresh_clips:
             stored = data_module.load_split(card.dataset, split, data_dir)[0]
             ds = data_module.fresh_clips(
                 card, int(stored.cardinality()), batch_size, seed=settings.seed, data_dir=data_dir
@@ -305,6 +317,8 @@ def prepare(
         data_dir=data_dir,
         frames=frames,
         command=command or shlex.join(["kerasrv", *sys.argv[1:]]),
+        precision_note=precision_note,
+        fresh_clips=fresh_clips,
     )
 
 
