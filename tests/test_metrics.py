@@ -217,16 +217,19 @@ def test_the_smoothed_loss_survives_a_save_and_keeps_its_smoothing():
 
 
 def test_a_clips_masks_are_measured_frame_by_frame_too():
-    """Two 1×2-pixel frames per clip: frame 1 all right, frame 2 with one pixel wrong."""
-    truth = np.array([[[[0, 1]], [[0, 1]]]])  # (clips, frames, H, W)
+    """Two batches of one clip each, two 1×3-pixel frames per clip: every frame right but the
+    first clip's second, which has one pixel wrong; the frames' counts add up over batches."""
+    truth = np.array([[[[0, 1, 1]], [[0, 1, 1]]], [[[1, 1, 0]], [[1, 1, 0]]]])  # (clips, T, H, W)
     predicted = truth.copy()
-    predicted[0, 1, 0, 1] = 0
+    predicted[0, 1, 0, 2] = 0
     measure = tasks.get("video_segmentation").measure(2)
-    measure.update(truth, np.eye(2)[predicted], None)
+    for clip in range(2):
+        measure.update(truth[clip : clip + 1], np.eye(2)[predicted[clip : clip + 1]], None)
     result = measure.result()
-    # frame 2: class 0 IoU 1/2 (1 right of 2 predicted), class 1 absent from the prediction: 0
-    assert result["per_frame_iou"] == [1.0, 0.25]
-    assert result["metrics"]["mean_iou"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    # frame 2: class 0 is 2 true pixels, 3 predicted, 2 both: 2/3; class 1: 4, 3, 3: 3/4
+    assert result["per_frame_iou"] == [1.0, round((2 / 3 + 3 / 4) / 2, 4)]
+    # all frames: class 0: 4 true, 5 predicted, 4 both; class 1: 8, 7, 7
+    assert result["metrics"]["mean_iou"] == pytest.approx((4 / 5 + 7 / 8) / 2)
     image = tasks.get("segmentation").measure(2)
     image.update(truth[0], np.eye(2)[predicted[0]], None)  # two images, not a clip
     assert "per_frame_iou" not in image.result()
