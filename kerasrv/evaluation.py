@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasrv import data, tasks
-from kerasrv.errors import UsageError
+from kerasrv.errors import UnknownModelError, UsageError
 
 
 def measure(model, card, batches, *, split="", out_dir=None):
@@ -37,16 +37,24 @@ def measure(model, card, batches, *, split="", out_dir=None):
 
     Returns:
         A dict: `metrics` (name → value), `split`, `examples`, and the task's details
-        (`confusion_matrix`, `per_class_iou`), plus `pictures` (paths) when `out_dir` is given.
+        (`confusion_matrix`, `per_class_iou`, `per_frame_iou`), plus `pictures` (paths) when
+        `out_dir` is given, and for a model of clips that answers every frame, `frame_alone`:
+        the same measures of the same weights reading each frame alone (`frame_alone`).
     """
     task = tasks.get(card["task"])
     accumulator = task.measure(card["num_classes"])
+    alone = frame_alone(model, card)
+    alone_accumulator = task.measure(card["num_classes"]) if alone is not None else None
     examples = 0
     shown = []
     for x, y in batches:
         p = np.asarray(model.predict_on_batch(x))
         x, y = np.asarray(x), np.asarray(y)
         accumulator.update(y, p, x)
+        if alone is not None:  # every frame of every clip as a clip of its own
+            frames = x.reshape(-1, 1, *x.shape[2:])
+            answers = np.asarray(alone.predict_on_batch(frames)).reshape(p.shape)
+            alone_accumulator.update(y, answers, x)
         examples += len(x)
         if len(shown) < 8:
             shown.extend(zip(x, y, p))
@@ -54,9 +62,35 @@ def measure(model, card, batches, *, split="", out_dir=None):
         raise UsageError(f"nothing to measure: {split or 'the data'} holds no examples")
     measured = accumulator.result()
     result = {"metrics": measured.pop("metrics"), "split": split, "examples": examples, **measured}
+    if alone is not None:
+        result["frame_alone"] = alone_accumulator.result()
     if out_dir is not None:
         result["pictures"] = [str(p) for p in task.draw(card, result, shown[:8], Path(out_dir))]
     return result
+
+
+def frame_alone(model, card):
+    """`model`'s weights in a model of one-frame clips, or None where that is not measured.
+
+    A recurrent video segmenter's per-frame IoU mixes two things: what its memory of the
+    earlier frames adds, and how hard each frame is (in Moving Fashion-MNIST, later frames
+    have more bounces and overlaps). The same weights reading each frame alone start every
+    frame from an empty state, so the gap between the two, frame by frame, is what the
+    recurrence adds. None for tasks without an answer per frame, for one-frame inputs, and
+    for a model whose card names no architecture to rebuild.
+    """
+    from kerasrv import registry
+
+    shape = list(card["input_shape"])
+    if not tasks.get(card["task"]).per_frame_outputs or shape[0] in (1, None):
+        return None
+    try:
+        builder = registry.get_architecture(card["architecture"])
+    except UnknownModelError:  # a .keras file of an architecture the zoo does not have
+        return None
+    alone = builder(**{**card["builder_args"], "input_shape": [1, *shape[1:]]})
+    alone.set_weights(model.get_weights())
+    return alone
 
 
 def evaluate(

@@ -241,12 +241,17 @@ def per_frame_mse(per_frame, out, title):
     return _save(fig, out)
 
 
-def per_frame_iou(per_frame, out, title):
+def per_frame_iou(per_frame, out, title, frame_alone=None):
     """Each frame's mean IoU over the split: a model that gathers evidence over the clip
-    segments its later frames better than its first."""
+    segments its later frames better than its first. With `frame_alone` (the same weights
+    reading each frame alone), the gap between the two lines is what the recurrence adds at
+    each frame, apart from how hard that frame is."""
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     frames = np.arange(1, len(per_frame) + 1)
-    ax.plot(frames, per_frame, "o-")
+    ax.plot(frames, per_frame, "o-", label="reading the clip")
+    if frame_alone is not None:
+        ax.plot(frames, frame_alone, "s--", label="the same weights, each frame alone")
+        ax.legend(fontsize=8)
     ax.set_xlabel("frame of the clip", fontsize=8)
     ax.set_ylabel("mean IoU of that frame's masks", fontsize=8)
     ax.set_xticks(frames)

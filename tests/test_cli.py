@@ -59,6 +59,7 @@ def test_evaluate_prints_the_metrics_and_writes_pictures(tmp_path, tfds_dir, mon
         ("cnn_lstm", "accuracy", "confusion_matrix.png"),
         ("reseg", "mean_iou", "predictions.png"),
         ("convlstm_predict", "copy_last_mse", "predictions.png"),
+        ("convlstm_seg", "mean_iou", "iou_per_frame.png"),
     ]:
         assert cli.main(["evaluate", name, "--split", "test[:16]", "--out", str(tmp_path)]) == 0
         out = capsys.readouterr().out
@@ -67,6 +68,8 @@ def test_evaluate_prints_the_metrics_and_writes_pictures(tmp_path, tfds_dir, mon
         assert f"  {metric}" in out
         path = tmp_path / entry / picture
         assert f"picture: {path}" in out and path.read_bytes()[:4] == b"\x89PNG"
+        frames = [line.split()[3:] for line in out.splitlines() if "each frame alone" in line]
+        assert [len(row) for row in frames] == ([10] if name == "convlstm_seg" else [])
 
 
 # --- one line and status 2 for every user error ------------------------------------------------

@@ -233,3 +233,48 @@ def test_a_clips_masks_are_measured_frame_by_frame_too():
     image = tasks.get("segmentation").measure(2)
     image.update(truth[0], np.eye(2)[predicted[0]], None)  # two images, not a clip
     assert "per_frame_iou" not in image.result()
+
+
+def test_a_video_segmenter_is_measured_reading_each_frame_alone_too():
+    """The same weights in a model of one-frame clips: frame 1 is the same computation (an
+    empty state either way), later frames differ by what the ConvLSTM remembers; `measure`
+    reports that model's per-frame IoU beside the clip model's, computed from its own masks."""
+    import keras
+
+    from kerasrv import evaluation
+    from kerasrv.architectures.convlstm import convlstm_seg
+
+    keras.utils.set_random_seed(1)
+    shape = [4, 16, 16, 1]
+    model = convlstm_seg(shape, num_classes=3, filters=(4, 8), recurrent_filters=(8,))
+    recurrent = model.get_layer("convlstm1")  # fresh weights barely remember: make it matter
+    recurrent.set_weights([5 * w for w in recurrent.get_weights()])
+    head = model.get_layer("head")  # its prior bias answers background everywhere at first
+    kernel, bias = head.get_weights()
+    head.set_weights([30 * kernel, 0 * bias])
+    card = {
+        "task": "video_segmentation",
+        "num_classes": 3,
+        "input_shape": shape,
+        "architecture": "convlstm_seg",
+        "builder_args": {"filters": [4, 8], "recurrent_filters": [8], "num_classes": 3},
+    }
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(3, *shape)).astype("float32")
+    y = rng.integers(3, size=(3, *shape[:-1]))
+    alone = evaluation.frame_alone(model, card)
+    reading_the_clip = np.asarray(model(x))
+    one_by_one = np.asarray(alone(x.reshape(-1, 1, *shape[1:]))).reshape(reading_the_clip.shape)
+    np.testing.assert_allclose(one_by_one[:, 0], reading_the_clip[:, 0], atol=1e-5)
+    assert np.abs(one_by_one[:, 1:] - reading_the_clip[:, 1:]).max() > 1e-3  # memory
+    assert len(np.unique(one_by_one.argmax(-1))) == 3
+
+    result = evaluation.measure(model, card, [(x, y)])
+    by_hand = tasks.get("video_segmentation").measure(3)
+    answers = np.asarray(alone.predict_on_batch(x.reshape(-1, 1, *shape[1:])))
+    by_hand.update(y, answers.reshape(*y.shape, 3), x)
+    assert result["frame_alone"]["per_frame_iou"] == by_hand.result()["per_frame_iou"]
+    assert len(result["per_frame_iou"]) == 4
+    image_card = {**card, "task": "segmentation", "input_shape": shape[1:]}
+    assert evaluation.frame_alone(model, image_card) is None
+    assert evaluation.frame_alone(model, {**card, "architecture": "no_such_model"}) is None

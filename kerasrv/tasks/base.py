@@ -18,6 +18,8 @@ class Task:
         learning_rate: Adam's default peak learning rate.
         monitor: (validation metric, "max" or "min") that picks the best epoch.
         headline: the test metric a card leads with.
+        per_frame_outputs: a clip model answers for every frame (masks per frame), so the same
+            weights can read each frame alone (`kerasrv.evaluation.frame_alone`).
         quick_shape: a small input shape for smoke benchmarks (None: the entry's own).
         bench_comparison: (train examples, epochs, test examples) of the benchmark's metric
             comparison with the textbook model: small for clips, where the textbook ConvLSTM
@@ -31,6 +33,7 @@ class Task:
     per_pixel = False
     targets_are_classes = False
     predicts_frames = False
+    per_frame_outputs = False
 
     def __init__(
         self,

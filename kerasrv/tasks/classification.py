@@ -89,6 +89,10 @@ class Segmentation(Task):
     def measure(self, num_classes):
         return _SegmentationMeasure(num_classes)
 
+    @property
+    def per_frame_outputs(self):
+        return self.video
+
     def agreement(self, reference, predicted, targets, num_classes):
         confusion = confusion_matrix(reference.argmax(-1), predicted.argmax(-1), num_classes)
         return intersection_over_union(confusion)[0]
@@ -109,7 +113,10 @@ class Segmentation(Task):
         if "per_frame_iou" in result:
             written.append(
                 pictures.per_frame_iou(
-                    result["per_frame_iou"], out_dir / "iou_per_frame.png", title
+                    result["per_frame_iou"],
+                    out_dir / "iou_per_frame.png",
+                    title,
+                    frame_alone=result.get("frame_alone", {}).get("per_frame_iou"),
                 )
             )
         return written
