@@ -244,6 +244,29 @@ def test_a_warm_start_names_its_weights_file_by_sha256(finished_run, tmp_path, t
     assert card["training"]["started_from"] == f"{start} (sha256 {artifacts.sha256(start)})"
 
 
+def test_a_leg_from_the_shipped_weights_continues_the_model_when_shipped(tmp_path, tfds_dir):
+    """`--weights default` names the shipped weights by sha256, so `ship` knows the run
+    continues that model: its legs come first, and it goes on the card as no replaced attempt
+    (a leg that named the entry alone was shipped as if it had replaced it)."""
+    models = tmp_path / "models"
+    _copy_of_shipped("row_rnn.gru", models)
+    shipped = models / "row_rnn.gru"
+    sha = artifacts.sha256(shipped / artifacts.WEIGHTS_FILE)
+    env = {"TFDS_DATA_DIR": tfds_dir, "KERASRV_MODELS_DIR": str(models)}
+    args = ["train", "row_rnn.gru", "--epochs", "1", *QUICK, "--weights", "default"]
+    code, _, stderr = run_cli(*args, "--out", tmp_path / "runs", env=env)
+    assert code == 0, "\n".join(stderr)
+    run = tmp_path / "runs" / "row_rnn.gru"
+    leg = json.loads((run / artifacts.CARD_FILE).read_text())["training"]["legs"][-1]
+    assert leg["started_from"] == f"row_rnn.gru (sha256 {sha})"
+    attempts = json.loads((shipped / artifacts.CARD_FILE).read_text()).get("attempts")
+    code, _, stderr = run_cli("ship", run, env=env)
+    assert code == 0, "\n".join(stderr)
+    card = json.loads((shipped / artifacts.CARD_FILE).read_text())
+    assert card.get("attempts") == attempts  # nothing replaced
+    assert card["training"]["legs"][-1]["started_from"] == leg["started_from"]
+
+
 def test_a_recorded_attempt_lands_on_the_shipped_card_and_never_on_itself(tmp_path, tfds_dir):
     models = tmp_path / "models"
     shipped = _copy_of_shipped("row_rnn.gru", models)
