@@ -289,6 +289,7 @@ def test_a_recorded_attempt_lands_on_the_shipped_card_and_never_on_itself(tmp_pa
     (attempt,) = card["attempts"]
     assert attempt["metrics"] == run["metrics"] and attempt["command"] == run["training"]["command"]
     assert attempt["wall_time_s"] == run["training"]["wall_time_s"]
+    assert attempt["epochs_run"] == run["training"]["epochs_run"] == 1
     assert attempt["builder_args"] == run["builder_args"]  # what the command ran at the time
     assert attempt["augment"] == run["training"]["augment"]
     assert attempt["started_from"] == f"{start} (sha256 {artifacts.sha256(start)})"

@@ -111,6 +111,8 @@ def record_attempt(card, run_directory, note=None):
             if card.training.get(k)
         },
         "best_epoch": card.training["best_epoch"],
+        # a time budget (--hours) can end a run before its planned epochs
+        "epochs_run": card.training.get("epochs_run", card.training["epochs"]),
         "wall_time_s": card.training["wall_time_s"],
         "hardware": card.training["hardware"],
         **(
