@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasrv import data, tasks
+from kerasrv import data, registry, tasks
 from kerasrv.errors import UnknownModelError, UsageError
 
 
@@ -79,8 +79,6 @@ def frame_alone(model, card):
     recurrence adds. None for tasks without an answer per frame, for one-frame inputs, and
     for a model whose card names no architecture to rebuild.
     """
-    from kerasrv import registry
-
     shape = list(card["input_shape"])
     if not tasks.get(card["task"]).per_frame_outputs or shape[0] in (1, None):
         return None

@@ -97,11 +97,12 @@ def cmd_evaluate(args):
     for key, value in result["metrics"].items():
         print(f"  {key.ljust(width)}  {value:.4f}")
     if "per_frame_iou" in result:  # a clip's masks, frame by frame
-        print(f"  mean IoU of frames 1..{len(result['per_frame_iou'])}:")
-        print(f"    reading the clip  {' '.join(f'{v:.4f}' for v in result['per_frame_iou'])}")
+        rows = {"reading the clip": result["per_frame_iou"]}
         if "frame_alone" in result:
-            alone = result["frame_alone"]["per_frame_iou"]
-            print(f"    each frame alone  {' '.join(f'{v:.4f}' for v in alone)}")
+            rows["each frame alone"] = result["frame_alone"]["per_frame_iou"]
+        print(f"  mean IoU of frames 1..{len(result['per_frame_iou'])}:")
+        for label, values in rows.items():
+            print(f"    {label}  {' '.join(f'{v:.4f}' for v in values)}")
     for path in result.get("pictures", []):
         print(f"picture: {path}")
 

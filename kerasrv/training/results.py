@@ -152,6 +152,6 @@ def _started_from(run):
     if run.start_from is None:
         return FRESH
     if run.start_from == "default":  # the sha256 tells a later `ship` the run continues them
-        weights = artifacts.models_dir() / run.entry.name / artifacts.WEIGHTS_FILE
+        weights = artifacts.shipped(run.entry.name) / artifacts.WEIGHTS_FILE
         return f"{run.entry.name} (sha256 {artifacts.sha256(weights)})"
     return f"{run.start_from} (sha256 {artifacts.sha256(run.start_from)})"
