@@ -17,11 +17,12 @@ Example:
     {'accuracy': 0.93...}
 """
 
+import math
 from pathlib import Path
 
 import numpy as np
 
-from kerasrv import data, registry, tasks
+from kerasrv import artifacts, data, registry, tasks
 from kerasrv.errors import UnknownModelError, UsageError
 
 
@@ -67,6 +68,46 @@ def measure(model, card, batches, *, split="", out_dir=None):
     if out_dir is not None:
         result["pictures"] = [str(p) for p in task.draw(card, result, shown[:8], Path(out_dir))]
     return result
+
+
+# How far a re-measurement of the same weights may land from the card's metrics: OpenSTL's frame
+# metrics are sums over a frame's 4,096 pixels (MSE ~100, PSNR ~20), where the float32 kernels of
+# another CPU move the last digits of a 10-step rollout.
+SAME_MEASURE = {"rel_tol": 1e-4, "abs_tol": 2e-3}
+
+
+def record(directory, card, result, command):
+    """Writes `result`, an evaluation of the card's model on its test split, into the card.
+
+    The card's `metrics` were measured when its model was trained and stay as they are; this
+    writes the details beside them (`evaluation`: per-class, per-frame, each frame alone...),
+    e.g. once the evaluation measures something it did not when the model was trained.
+
+    Args:
+        directory: the model's directory (a run's, or a shipped entry's).
+        card: the model's card.
+        result: what `evaluate` returned for it.
+        command: the command that prints the same numbers, kept on the card.
+
+    Raises:
+        UsageError: `result` is not of the whole test split, or its metrics are not the card's
+            (other weights, data or code): writing it would put two measures on one card.
+    """
+    if result["split"] != "test":
+        raise UsageError(f"only an evaluation of the test split is recorded, got {result['split']}")
+    measured = card.metrics or {}
+    moved = {
+        key: (value, measured.get(key))
+        for key, value in result["metrics"].items()
+        if measured.get(key) is None or not math.isclose(value, measured[key], **SAME_MEASURE)
+    }
+    if moved:
+        shown = ", ".join(f"{k} {v:.6g} (card: {c})" for k, (v, c) in moved.items())
+        raise UsageError(
+            f"{card.name}: this evaluation's metrics are not the card's, nothing recorded: {shown}"
+        )
+    kept = {k: v for k, v in result.items() if k not in ("metrics", "pictures")}
+    return artifacts.update_record(directory, "evaluation", {**kept, "command": command})
 
 
 def frame_alone(model, card):

@@ -72,6 +72,39 @@ def test_evaluate_prints_the_metrics_and_writes_pictures(tmp_path, tfds_dir, mon
         assert [len(row) for row in frames] == ([10] if name == "convlstm_seg" else [])
 
 
+def test_evaluate_record_writes_the_details_beside_the_cards_own_metrics(
+    finished_run, tmp_path, tfds_dir, monkeypatch
+):
+    """`--record` rewrites a card's evaluation (per class, per frame...) from the same weights
+    and data; the card's metrics came from its training and must come out the same."""
+    monkeypatch.setenv("TFDS_DATA_DIR", tfds_dir)
+    run = tmp_path / finished_run.name
+    shutil.copytree(finished_run, run, ignore=shutil.ignore_patterns("train"))
+    card_file = run / artifacts.CARD_FILE
+    card = json.loads(card_file.read_text())
+
+    code, _, stderr = call_cli("evaluate", run, "--split", "test[:64]", "--record")
+    assert code == 2, stderr
+    assert stderr[0].endswith("of the model's own test split; got --split test[:64]")
+
+    other = {**card, "metrics": {**card["metrics"], "accuracy": card["metrics"]["accuracy"] + 0.01}}
+    card_file.write_text(json.dumps(other))
+    code, _, stderr = call_cli("evaluate", run, "--out", "", "--record")
+    assert code == 2, stderr
+    assert "this evaluation's metrics are not the card's, nothing recorded: accuracy" in stderr[0]
+    assert json.loads(card_file.read_text()) == other
+
+    card_file.write_text(json.dumps({**card, "evaluation": {"split": "test"}}))
+    code, stdout, stderr = call_cli("evaluate", run, "--out", "", "--record")
+    assert code == 0, stderr
+    assert stdout.splitlines()[-1] == f"recorded in {card_file}"
+    recorded = json.loads(card_file.read_text())
+    assert recorded["evaluation"] == {**card["evaluation"], "command": f"kerasrv evaluate {run}"}
+    assert {k: v for k, v in recorded.items() if k != "evaluation"} == {
+        k: v for k, v in card.items() if k != "evaluation"
+    }
+
+
 # --- one line and status 2 for every user error ------------------------------------------------
 
 

@@ -86,6 +86,7 @@ def cmd_evaluate(args):
     from kerasrv import evaluation, zoo
 
     model, card = zoo.resolve(args.target)
+    directory = _recorded_directory(args) if args.record else None  # refused before measuring
     if args.data:  # another folder of the same classes
         card = with_data(card, args.data)
     out = Path(args.out) / card.name if args.out else None
@@ -105,6 +106,30 @@ def cmd_evaluate(args):
             print(f"    {label}  {' '.join(f'{v:.4f}' for v in values)}")
     for path in result.get("pictures", []):
         print(f"picture: {path}")
+    if directory is not None:
+        command = shlex.join(["kerasrv", "evaluate", str(args.target)])
+        print(f"recorded in {evaluation.record(directory, card, result, command)}")
+
+
+def _recorded_directory(args):
+    """Where `evaluate --record` writes: the card of a run directory or of a shipped entry."""
+    from kerasrv import artifacts
+    from kerasrv.errors import UsageError
+
+    if args.data or args.split != "test":
+        raise UsageError(
+            "--record writes an evaluation of the model's own test split; "
+            f"got {'--data ' + args.data if args.data else '--split ' + args.split}"
+        )
+    target = Path(args.target)
+    if target.is_dir():
+        return target
+    if target.suffix == ".keras":
+        raise UsageError(f"--record needs a model with a card (a zoo name or a run), got {target}")
+    directory = artifacts.shipped(args.target)
+    if directory is None:
+        raise UsageError(f"--record: {args.target} ships no card to write into")
+    return directory
 
 
 def cmd_export(args):

@@ -207,6 +207,12 @@ def build_parser():
     )
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--out", default="eval", help="pictures go to OUT/<name>/ ('' for none)")
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="write the evaluation's details (per class, per frame...) into the model's card "
+        "beside its metrics, which must come out the same (test split only)",
+    )
     p.set_defaults(run=cmd_evaluate)
 
     p = commands.add_parser(
