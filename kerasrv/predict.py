@@ -205,10 +205,11 @@ def _forecast(model, path, shape, out):
     """The frames after a clip's last `shape[0]`, as an mp4 and a picture (given, predicted)."""
     from kerasrv.data import samples
 
-    count = max(preprocessing.frame_count(path), 1)
-    wanted = np.arange(max(0, count - shape[0]), count)  # the clip's end: what comes next
-    wanted = np.concatenate([np.zeros(shape[0] - len(wanted), int), wanted])  # a short clip
-    given = preprocessing.fit(preprocessing.decode_clip_at(path, wanted), shape).numpy()
+    def the_end(count):  # the clip's last frames: what comes next; a short clip's first repeated
+        wanted = np.arange(max(0, count - shape[0]), count)
+        return np.concatenate([np.zeros(shape[0] - len(wanted), int), wanted])
+
+    given = preprocessing.fit(preprocessing.decode_frames(path, the_end)[0], shape).numpy()
     predicted = np.asarray(model.predict_on_batch(preprocessing.scale(given[None])))[0]
     frames = np.round(np.clip(predicted, 0, 1) * 255).astype(np.uint8)
     folder = _folder(path, out)
@@ -232,9 +233,9 @@ def _segment_clip(model, card, path, shape, out):
     <clip>.masks/<frame index>.png."""
     cv2 = files.opencv()
 
-    count = max(preprocessing.frame_count(path), 1)
-    wanted = preprocessing.clip_indices(count, shape[0])
-    frames = preprocessing.decode_clip_at(path, wanted)
+    frames, wanted = preprocessing.decode_frames(
+        path, lambda count: preprocessing.clip_indices(count, shape[0])
+    )
     x = preprocessing.fit(frames, shape).numpy()
     probabilities = np.asarray(model.predict_on_batch(preprocessing.scale(x[None])))[0]
     masks = _at_size(probabilities, frames.shape[1:3]).argmax(-1).astype(np.uint8)

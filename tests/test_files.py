@@ -320,7 +320,8 @@ def test_train_evaluate_export_and_predict_on_a_users_folder(
     elif kind == "forecast_clips":  # the clip's last 10 frames: what comes after them
         count = preprocessing.frame_count(sample)
         wanted = np.arange(count - shape[0], count)
-        x = preprocessing.fit(preprocessing.decode_clip_at(sample, wanted), shape).numpy()
+        frames, _ = preprocessing.decode_frames(sample, lambda _: wanted)
+        x = preprocessing.fit(frames, shape).numpy()
     else:
         x = preprocessing.clip_file(sample, shape)
     keras_answer = np.asarray(model.predict_on_batch(preprocessing.scale(x[None])))[0]
@@ -377,7 +378,8 @@ def _metric_from_answers(model, card, kind, metric):
             )
         elif kind == "video_masks":
             wanted = preprocessing.clip_indices(preprocessing.frame_count(first), shape[0])
-            x = preprocessing.fit(preprocessing.decode_clip_at(first, wanted), shape).numpy()
+            frames, _ = preprocessing.decode_frames(first, lambda _: wanted)
+            x = preprocessing.fit(frames, shape).numpy()
             truth = preprocessing.mask_frames(second, wanted, shape[1:3])
         else:  # forecast clips: the first frames given, the next ones to predict
             frames = shape[0] + card["output_shape"][0]

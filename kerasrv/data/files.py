@@ -475,9 +475,10 @@ def _decoded_clips_and_masks(ds, shape, training, seed):
 
     def decode(video, folder, offset):
         video = video.decode()
-        count = max(preprocessing.frame_count(video), 1)
-        wanted = preprocessing.clip_indices(count, frames, float(offset) if training else None)
-        clip = preprocessing.decode_clip_at(video, wanted)
+        start = float(offset) if training else None
+        clip, wanted = preprocessing.decode_frames(
+            video, lambda count: preprocessing.clip_indices(count, frames, start)
+        )
         return clip, preprocessing.mask_frames(folder.decode(), wanted, (height, width))
 
     def load(video, folder):

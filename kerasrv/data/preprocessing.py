@@ -19,6 +19,7 @@ Example:
     >>> x = preprocessing.scale(image[None])                           # float32 in [0, 1]
 """
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -105,26 +106,28 @@ def decode_clip(path, frames, offset=None, stride=None):
     Raises:
         DatasetError: no frame of the file could be decoded.
     """
-    return decode_clip_at(path, clip_indices(max(frame_count(path), 1), frames, offset, stride))
+    return decode_frames(path, lambda count: clip_indices(count, frames, offset, stride))[0]
 
 
 def frame_count(path):
     """The number of frames a video file says it holds (0 when it cannot be opened)."""
-    cv2 = opencv()
-
-    capture = cv2.VideoCapture(str(path))
-    try:
-        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        capture.release()
+    with _video(path) as capture:
+        return _frames_held(capture)
 
 
-def decode_clip_at(path, wanted):
-    """The frames `wanted` (indices) of a video file as RGB uint8 (len(wanted), h, w, 3)."""
-    cv2 = opencv()
+def decode_frames(path, pick):
+    """Frames of a video file as RGB uint8 (n, h, w, 3), and their indices.
 
-    capture = cv2.VideoCapture(str(path))
-    try:
+    Args:
+        path: the video file.
+        pick: the indices to decode, from the number of frames the file holds (at least 1):
+            `count -> int array`. The file is opened once for both.
+
+    Raises:
+        DatasetError: no frame of the file could be decoded.
+    """
+    with _video(path) as capture:
+        wanted = np.asarray(pick(max(_frames_held(capture), 1)))
         picked, last = {}, None
         for index in range(int(wanted.max()) + 1):
             if not capture.grab():
@@ -133,12 +136,23 @@ def decode_clip_at(path, wanted):
                 ok, frame = capture.retrieve()
                 if ok:
                     picked[index] = last = frame
-        if last is None:
-            raise DatasetError(f"cannot read video {path}: no decodable frame")
+    if last is None:
+        raise DatasetError(f"cannot read video {path}: no decodable frame")
+    # OpenCV decodes BGR; the swap is exact, so a frame is the RGB an image decoder gives
+    return np.stack([picked.get(i, last)[..., ::-1] for i in wanted]), wanted
+
+
+@contextlib.contextmanager
+def _video(path):
+    capture = opencv().VideoCapture(str(path))
+    try:
+        yield capture
     finally:
         capture.release()
-    # OpenCV decodes BGR; the swap is exact, so a frame is the RGB an image decoder gives
-    return np.stack([picked.get(i, last)[..., ::-1] for i in wanted])
+
+
+def _frames_held(capture):
+    return int(capture.get(opencv().CAP_PROP_FRAME_COUNT))
 
 
 def clip_file(path, shape, offset=None, stride=None):
