@@ -169,6 +169,20 @@ def test_help_and_list_write_nothing_on_stderr_and_help_loads_no_tensorflow():
     )
 
 
+def test_export_help_names_every_export_format_and_the_parity_default():
+    """The parser names the formats and the parity default itself (importing kerasrv.export
+    would load TensorFlow for --help): they must be the export package's."""
+    from kerasrv import export
+    from kerasrv.cli.parser import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command")
+    options = {a.dest: a for a in commands.choices["export"]._actions}
+    listed = options["format"].help.split(": ", 1)[1].split(" (default")[0]
+    assert listed.split(", ") == list(export.FORMATS)
+    assert options["format"].default == ",".join(export.DEFAULT_FORMATS)
+    assert options["parity_samples"].default == export.PARITY_SAMPLES
+
+
 def test_verbose_or_tf_cpp_min_log_level_leave_tensorflows_lines_alone():
     quiet = _command("info", "row_rnn.gru")
     for loud in (
