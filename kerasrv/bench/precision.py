@@ -24,6 +24,7 @@ from kerasrv import tasks, zoo
 from kerasrv.bench import measure
 from kerasrv.errors import UnknownModelError
 from kerasrv.provenance import hardware, versions
+from kerasrv.training.distribution import global_policy
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 RESULTS = Path("bench/precision.json")
@@ -44,15 +45,11 @@ def speed(name, seconds=5.0, rounds=ROUNDS):
     batch = zoo.get_entry(name).recipe.batch_size
     shape = tuple(card.input_shape)
     x, y = task.synthetic_batch(shape, batch, card.num_classes, np.random.default_rng(0))
-    before = keras.mixed_precision.global_policy()
     models = {}
-    try:
-        for precision in PRECISIONS:
-            keras.mixed_precision.set_global_policy(precision)
+    for precision in PRECISIONS:
+        with global_policy(precision):  # a model computes in the policy it was built under
             keras.utils.set_random_seed(0)
             models[precision] = zoo.load(name, weights=None, input_shape=shape)
-    finally:
-        keras.mixed_precision.set_global_policy(before)
     rates = {precision: [] for precision in PRECISIONS}
     for round_ in range(rounds):
         for precision, model in models.items():
