@@ -94,21 +94,25 @@ def report():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from kerasrv import artifacts
+
     pixels = 64 * 64  # val_loss is the mean over pixels; OpenSTL's MSE sums a frame's pixels
     fig, ax = plt.subplots(figsize=(7, 4))
     for path in sorted(PILOTS.glob("*.json")):
         pilot = json.loads(path.read_text())
         hours = [h for _, h, _ in pilot["curve"]]
         ax.plot(hours, [v * pixels for *_, v in pilot["curve"]], "o-", label=f"pilot {path.stem}")
-    for entry in ("convlstm_forecast.mfmnist", "predrnn.mfmnist"):
-        card = json.loads((HERE.parent / "models" / entry / "card.json").read_text())
+    drawn = set()  # a leg an attempt shares with the shipped model is drawn once
+    for label, card in _forecaster_cards():
         offset = 0.0
         for leg in card["training"].get("legs") or []:
-            if leg.get("curve") and leg["curve"][0][1] is not None:
+            key = (leg["command"], leg["wall_time_s"])
+            if leg.get("curve") and leg["curve"][0][1] is not None and key not in drawn:
+                drawn.add(key)
                 hours = [offset + h for _, h, _ in leg["curve"]]
                 values = [v * pixels for *_, v in leg["curve"]]
-                ax.plot(hours, values, "s-", label=f"{entry} leg from {offset:.2f} h")
-            offset += (leg["wall_time_s"] or 0) / 3600
+                ax.plot(hours, values, "s-", label=f"{label} leg from {offset:.2f} h")
+            offset += artifacts.leg_seconds(leg) / 3600
     ax.set_xlabel("hours on 2 CPU cores (bfloat16)")
     ax.set_ylabel("validation MSE per frame")
     ax.grid(alpha=0.3)
@@ -117,6 +121,19 @@ def report():
     out = HERE / "forecast_curves.png"
     fig.savefig(out, dpi=110)
     print(out)
+
+
+def _forecaster_cards():
+    """(label, card) of each shipped forecaster, then of each forecaster's run kept in
+    bench/attempts/ (a model since replaced, or a leg not shipped), labelled with its layers."""
+    entries = ("convlstm_forecast.mfmnist", "predrnn.mfmnist")
+    for entry in entries:
+        yield entry, json.loads((HERE.parent / "models" / entry / "card.json").read_text())
+    for path in sorted((HERE / "attempts").glob("*/card.json")):
+        card = json.loads(path.read_text())
+        if card.get("name") in entries:
+            filters = card["builder_args"]["filters"]
+            yield f"attempts/{path.parent.name} ({len(filters)}×{filters[0]})", card
 
 
 if __name__ == "__main__":
