@@ -82,7 +82,9 @@ def forecaster_leg_lines():
         "1,000 validation clips, in OpenSTL's unit. `bench/forecast_curves.png` "
         "(`python bench/forecast_pilots.py --report`) draws each leg's validation curve against "
         "hours beside the recipe pilots (`bench/pilots/`, each from fresh weights; one thing "
-        "changed, the rest as the entry's recipe at Adam 1e-3). Hours are wall time: a run that "
+        "changed, the rest as the entry's recipe at Adam 1e-3) and the forecasters' runs kept "
+        "in `bench/attempts/` (a leg not shipped, a model since replaced; labelled with their "
+        "layers). Hours are wall time: a run that "
         "shared the cores looks slower than it is (each epoch's seconds are in the pilot's "
         "file and the leg's curve).",
         "",
