@@ -53,6 +53,10 @@ class Recipe:
             (`ForecastModel.given_frames_loss`).
         teacher_forcing: forecasters' scheduled sampling, (start probability, share of the
             run it falls to 0 over) (`kerasrv.tasks.VideoPrediction`).
+        reverse_sampling: forecasters' reverse scheduled sampling (PredRNN-V2) instead, as
+            (share of the run it starts at, share it ends at), e.g. OpenSTL's (0.2, 0.4);
+            where set it schedules both the future and the given frames, and teacher_forcing
+            is not used (`kerasrv.layers.ReverseScheduledSampling`).
         precision: the Keras dtype policy an entry trains in where the hardware computes it
             natively ("mixed_bfloat16": a CPU with AVX512-BF16 or AMX, a GPU of compute
             capability 8.0+), float32 elsewhere (`kerasrv.training.distribution.precision_for`);
@@ -72,6 +76,7 @@ class Recipe:
     fresh_clips: bool = False
     given_frames_loss: bool = False
     teacher_forcing: tuple | None = None
+    reverse_sampling: tuple | None = None
     precision: str = "float32"
 
     def __post_init__(self):
@@ -98,6 +103,14 @@ class Recipe:
                     f"{self.teacher_forcing!r}"
                 )
             object.__setattr__(self, "teacher_forcing", (float(start), float(share)))
+        if self.reverse_sampling is not None:
+            first, last = self.reverse_sampling
+            if not 0.0 <= first < last <= 1.0:
+                raise UsageError(
+                    f"reverse_sampling is (first, last) shares of the run with 0 <= first < "
+                    f"last <= 1, got {self.reverse_sampling!r}"
+                )
+            object.__setattr__(self, "reverse_sampling", (float(first), float(last)))
 
     @classmethod
     def of(cls, recipe):
@@ -140,9 +153,7 @@ class Recipe:
                 return key, (start, share)
             return key, text if kind in (str, "bool or str") else kind(text)
         except ValueError:
-            wanted = {"pair": "START,SHARE such as 0.5,0.25"}.get(
-                kind, getattr(kind, "__name__", kind)
-            )
+            wanted = _PAIRS.get(key, getattr(kind, "__name__", kind))
             raise UsageError(f"--recipe {key} takes a {wanted}, got {text!r}") from None
 
 
@@ -160,7 +171,12 @@ _RECIPE_TYPES = {
     "fresh_clips": bool,
     "given_frames_loss": bool,
     "teacher_forcing": "pair",  # "0.5,0.25"
+    "reverse_sampling": "pair",  # "0.2,0.4"
     "precision": str,
+}
+_PAIRS = {
+    "teacher_forcing": "START,SHARE such as 0.5,0.25",
+    "reverse_sampling": "FIRST,LAST such as 0.2,0.4",
 }
 
 

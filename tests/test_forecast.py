@@ -12,7 +12,13 @@ import tensorflow_datasets as tfds
 from kerasrv import data, export, tasks
 from kerasrv.architectures import convlstm_forecast, predrnn
 from kerasrv.data import synthesis
-from kerasrv.layers import ConvLSTMCell, Forecaster, ScheduledSampling, SpatioTemporalLSTMCell
+from kerasrv.layers import (
+    ConvLSTMCell,
+    Forecaster,
+    ReverseScheduledSampling,
+    ScheduledSampling,
+    SpatioTemporalLSTMCell,
+)
 
 OPENSTL_SMALL = "moving_fashion_mnist/openstl_small"
 
@@ -231,6 +237,65 @@ def test_a_forecaster_trains_under_a_mixed_policy_with_teacher_forcing(policy):
         keras.mixed_precision.set_global_policy("float32")
 
 
+def test_reverse_scheduled_sampling_follows_predrnn_v2s_schedule():
+    """Both probabilities hold at 0.5 until `first`; then teacher forcing falls linearly to 0 at
+    `last` and the given frames' rises to 1 as 1 - 0.5·exp(-t/τ), τ a fifth of the span."""
+    schedule = ReverseScheduledSampling(first=100, last=300)
+    assert schedule.probabilities(0) == schedule.probabilities(100) == (0.5, 0.5)
+    forcing, given = schedule.probabilities(200)
+    assert forcing == pytest.approx(0.25)
+    assert given == pytest.approx(1 - 0.5 * np.exp(-2.5))
+    assert schedule.probabilities(300) == schedule.probabilities(10_000) == (0.0, 1.0)
+
+
+def test_reverse_sampling_reads_the_models_own_predictions_for_given_frames():
+    """With `sample_given` and a given frames' probability of 0, a training rollout reads only
+    the first given frame (the rest are its own predictions): changing frames 2..T_in changes
+    nothing. Without it, or at probability 1, they are read."""
+    keras.utils.set_random_seed(0)
+    model = convlstm_forecast((4, 8, 8, 1), output_frames=2, filters=(4,), kernel_size=3)
+    (forecaster,) = [layer for layer in model.layers if isinstance(layer, Forecaster)]
+    randomize(forecaster, np.random.default_rng(0))
+    forecaster.teacher_forcing.assign(0.0)
+    rng = np.random.default_rng(1)
+    clips = rng.uniform(size=(2, 6, 8, 8, 1)).astype("float32")
+    other = clips.copy()
+    other[:, 1:4] = rng.uniform(size=(2, 3, 8, 8, 1))  # the same first frame, other frames 2..4
+
+    def rollout(x, **kwargs):
+        return forecaster(x, future=clips[:, 4:], training=True, **kwargs).numpy()
+
+    forecaster.given_truth.assign(0.0)
+    np.testing.assert_array_equal(rollout(clips, sample_given=True), rollout(other, sample_given=True))
+    assert np.abs(rollout(clips) - rollout(other)).max() > 1e-3
+    forecaster.given_truth.assign(1.0)
+    assert np.abs(rollout(clips, sample_given=True) - rollout(other, sample_given=True)).max() > 1e-3
+
+
+def test_forecaster_weight_files_from_before_reverse_sampling_still_load(tmp_path):
+    """A weight file written when the forecaster held teacher forcing alone (the shipped ones)
+    loads, with the given frames' probability at its rest value, 1."""
+    import h5py
+
+    model = convlstm_forecast((3, 8, 8, 1), output_frames=2, filters=(4,), kernel_size=3)
+    (forecaster,) = [layer for layer in model.layers if isinstance(layer, Forecaster)]
+    forecaster.teacher_forcing.assign(0.25)
+    path = tmp_path / "old.weights.h5"
+    model.save_weights(path)
+    with h5py.File(path, "r+") as f:  # as written before given_truth existed
+        own = f["layers/forecaster/vars"]
+        assert sorted(own) == ["0", "1"]
+        del own["1"]
+    fresh = convlstm_forecast((3, 8, 8, 1), output_frames=2, filters=(4,), kernel_size=3)
+    (loaded,) = [layer for layer in fresh.layers if isinstance(layer, Forecaster)]
+    loaded.given_truth.assign(0.0)
+    fresh.load_weights(path)
+    assert float(loaded.teacher_forcing.numpy()) == 0.25
+    assert float(loaded.given_truth.numpy()) == 1.0
+    x = np.random.default_rng(0).uniform(size=(1, 3, 8, 8, 1)).astype("float32")
+    np.testing.assert_array_equal(fresh.predict_on_batch(x), model.predict_on_batch(x))
+
+
 def test_kerasrv_train_samples_the_true_future_in_the_first_half_only(tmp_path, monkeypatch):
     """A video-prediction run gets the task's ScheduledSampling: the true future frames stand in
     with a probability that reaches 0 halfway through, so the second half trains the rollout."""
@@ -260,3 +325,19 @@ def test_kerasrv_train_samples_the_true_future_in_the_first_half_only(tmp_path, 
     assert forcing[1:] == [0.0, 0.0]
     metrics = card.metrics
     assert {"mse", "mae", "ssim", "psnr", "copy_last_mse", "mse_vs_copy_last"} <= set(metrics)
+
+    # PredRNN-V2's reverse scheduled sampling from the recipe: it schedules both probabilities
+    reverse = training.Settings(
+        train_split="train[:96]",
+        validation_split="train[96:112]",
+        verbose=0,
+        epochs=2,
+        recipe=["reverse_sampling=0.25,0.75"],
+    )
+    training.train("convlstm_forecast.tiny", reverse, out=tmp_path / "reverse")
+    with open(tmp_path / "reverse" / "convlstm_forecast.tiny" / "train" / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    # 24 batches: held at 0.5 for 6, moving from batch 6 to 18; the last batch of epoch 1 is 11
+    assert float(rows[0]["teacher_forcing"]) == pytest.approx(0.5 * (1 - 5 / 12))
+    assert float(rows[0]["given_truth"]) == pytest.approx(1 - 0.5 * np.exp(-5 / (12 / 5)))
+    assert [float(rows[1][key]) for key in ("teacher_forcing", "given_truth")] == [0.0, 1.0]

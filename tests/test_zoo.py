@@ -375,6 +375,11 @@ def test_a_recipe_is_typed_and_every_key_can_be_changed_from_the_command_line():
         Recipe.parse("fresh_clips=no")
     with pytest.raises(ValueError, match="teacher_forcing is"):
         recipe.replace(teacher_forcing=(1.5, 0.25))
+    assert Recipe.parse("reverse_sampling=0.2,0.4") == ("reverse_sampling", (0.2, 0.4))
+    with pytest.raises(ValueError, match="reverse_sampling takes a FIRST,LAST such as 0.2,0.4"):
+        Recipe.parse("reverse_sampling=0.2")
+    with pytest.raises(ValueError, match="0 <= first < last <= 1, got \\(0.4, 0.2\\)"):
+        recipe.replace(reverse_sampling=(0.4, 0.2))
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         recipe.replace(epochs=0)
     with pytest.raises(ValueError, match="KEY one of epochs"):

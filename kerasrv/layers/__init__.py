@@ -10,6 +10,7 @@ from kerasrv.layers.forecast import (
     ConvLSTMCell,
     Forecaster,
     ForecastModel,
+    ReverseScheduledSampling,
     ScheduledSampling,
     SpatioTemporalLSTMCell,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "ConvLSTMCell",
     "Forecaster",
     "ForecastModel",
+    "ReverseScheduledSampling",
     "ScheduledSampling",
     "SpatioTemporalLSTMCell",
     "FoldedDense",

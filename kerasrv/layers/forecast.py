@@ -13,8 +13,12 @@ models do:
 Frames can be folded into patches first (OpenSTL's patch trick: 64×64×1 frames read as
 16×16×16), which makes the recurrent stack 16 times cheaper per step. In training, the true
 future frames can stand in for the model's own predictions (teacher forcing) with a probability
-that `ScheduledSampling` lowers to zero over training (Bengio et al., 2015).
+that `ScheduledSampling` lowers to zero over training (Bengio et al., 2015); PredRNN-V2's reverse
+scheduled sampling (Wang et al., 2022) also has the model's own predictions stand in for the given
+frames at first, less and less often.
 """
+
+import math
 
 import keras
 from keras import ops
@@ -138,7 +142,10 @@ class Forecaster(keras.layers.Layer):
 
     Called with `future` (the true next frames) in training, each of those later steps reads the
     true frame instead of the prediction with probability `teacher_forcing` (a non-trainable
-    weight that `ScheduledSampling` sets), per clip.
+    weight that `ScheduledSampling` sets), per clip. Called with `sample_given` as well (PredRNN-V2's
+    reverse scheduled sampling), each given frame after the first is read with probability
+    `given_truth` (another such weight, 1 unless a schedule lowers it), else the model's own
+    prediction of it: the encoder learns from frames as imperfect as the ones it will roll out on.
 
     Args:
         output_frames: frames to predict, T_out.
@@ -202,6 +209,18 @@ class Forecaster(keras.layers.Layer):
         self.teacher_forcing = self.add_weight(
             shape=(), initializer="zeros", trainable=False, name="teacher_forcing", autocast=False
         )
+        self.given_truth = self.add_weight(
+            shape=(), initializer="ones", trainable=False, name="given_truth", autocast=False
+        )
+
+    def load_own_variables(self, store):
+        # Weight files written before reverse scheduled sampling hold teacher_forcing alone;
+        # given_truth is a training schedule's state, and 1 (the given frames) is its rest value.
+        if len(store.keys()) == 1:
+            self.teacher_forcing.assign(store["0"])
+            self.given_truth.assign(1.0)
+            return
+        super().load_own_variables(store)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_frames, *input_shape[2:])
@@ -223,9 +242,11 @@ class Forecaster(keras.layers.Layer):
         x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
         return ops.reshape(x, (-1, steps, rows * p, columns * p, channels))
 
-    def call(self, frames, future=None, training=None, every_step=False):
+    def call(self, frames, future=None, training=None, every_step=False, sample_given=False):
         """Predicted frames; with `every_step`, the prediction of every step: frames 2..T_in of
-        the given ones as well as the T_out future ones (PredRNN's training loss covers all)."""
+        the given ones as well as the T_out future ones (PredRNN's training loss covers all).
+        `sample_given` (in training, with `future`) reads given frames 2..T_in with probability
+        `given_truth`, else the prediction of each (reverse scheduled sampling)."""
         channels = frames.shape[-1]
         given = self._fold(frames)
         true_future = self._fold(future) if future is not None and training else None
@@ -239,14 +260,20 @@ class Forecaster(keras.layers.Layer):
         hidden, cells = list(zeros), list(zeros)
         memory = zeros[0]
         predictions, previous = [], None
+        per_clip = (ops.shape(given)[0], 1, 1, 1)
+
+        def either(truth, probability):  # per clip: the true frame with `probability`, or ours
+            draw = keras.random.uniform(per_clip, seed=self.seed_generator)
+            use_true = ops.cast(draw < probability, given.dtype)
+            return use_true * truth + (1 - use_true) * previous
+
         for t in range(steps_in + self.output_frames - 1):
             if t < steps_in:
                 x = given[:, t]
+                if sample_given and true_future is not None and t > 0:
+                    x = either(x, self.given_truth)
             elif true_future is not None:  # scheduled sampling: the true frame, or our own
-                per_clip = (ops.shape(given)[0], 1, 1, 1)
-                draw = keras.random.uniform(per_clip, seed=self.seed_generator)
-                use_true = ops.cast(draw < self.teacher_forcing, given.dtype)
-                x = use_true * true_future[:, t - steps_in] + (1 - use_true) * previous
+                x = either(true_future[:, t - steps_in], self.teacher_forcing)
             else:
                 x = previous
             for i, cell in enumerate(self.cells):
@@ -289,17 +316,58 @@ class ScheduledSampling(keras.callbacks.Callback):
         self.steps = max(1, int(steps))
         self.start = float(start)
         self.value = self.start
+        self.given = 1.0
+
+    def probabilities(self, done):
+        """(teacher forcing, given frames' truth) after `done` batches."""
+        return max(0.0, self.start * (1.0 - done / self.steps)), 1.0
 
     def on_train_batch_begin(self, batch, logs=None):
         done = int(self.model.optimizer.iterations.numpy())
-        self.value = max(0.0, self.start * (1.0 - done / self.steps))
+        self.value, self.given = self.probabilities(done)
         for layer in self.model._flatten_layers(include_self=False, recursive=True):
             if isinstance(layer, Forecaster):
                 layer.teacher_forcing.assign(self.value)
+                layer.given_truth.assign(self.given)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:  # the epoch's last probability, for the run's log
             logs["teacher_forcing"] = self.value
+
+
+class ReverseScheduledSampling(ScheduledSampling):
+    """PredRNN-V2's reverse scheduled sampling (Wang et al. 2022), as OpenSTL schedules it.
+
+    Until batch `first`, a future step reads the true frame and a given frame the given one with
+    probability 0.5 each (else the model's own prediction). From `first` to `last` the first
+    probability falls linearly to 0 and the second rises to 1 as 1 − 0.5·exp(−(t − first)/τ),
+    τ a fifth of the span (OpenSTL's 5,000 over 25,000 iterations); after `last` training runs
+    exactly what inference does. The model's `sample_given` must be on (`ForecastModel`).
+
+    Args:
+        first: the batch the schedule starts moving at.
+        last: the batch it ends at.
+    """
+
+    def __init__(self, first, last):
+        super().__init__(steps=last, start=0.5)
+        self.first = max(0, int(first))
+        self.last = max(self.first + 1, int(last))
+        self.value, self.given = 0.5, 0.5
+
+    def probabilities(self, done):
+        if done < self.first:
+            return 0.5, 0.5
+        if done >= self.last:
+            return 0.0, 1.0
+        span = self.last - self.first
+        moved = done - self.first
+        return 0.5 * (1.0 - moved / span), 1.0 - 0.5 * math.exp(-moved / (span / 5))
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if logs is not None:
+            logs["given_truth"] = self.given
 
 
 @keras.saving.register_keras_serializable(package="kerasrv")
@@ -319,6 +387,10 @@ class ForecastModel(keras.Model):
     # cells a signal at every step. Set from the recipe (`given_frames_loss`) before fitting;
     # validation, evaluation and the metrics see the future frames only.
     given_frames_loss = False
+    # PredRNN-V2's reverse scheduled sampling: the given frames too are read as the model's own
+    # predictions at times (`Forecaster.given_truth`, set by `ReverseScheduledSampling`).
+    # Set from the recipe (`reverse_sampling`) before fitting.
+    reverse_sampling = False
 
     def train_step(self, data):
         import tensorflow as tf
@@ -326,12 +398,20 @@ class ForecastModel(keras.Model):
         x, y = data[0], data[1]
         with tf.GradientTape() as tape:
             if self.given_frames_loss:
-                every = self._forecaster()(x, future=y, training=True, every_step=True)
+                every = self._forecaster()(
+                    x,
+                    future=y,
+                    training=True,
+                    every_step=True,
+                    sample_given=self.reverse_sampling,
+                )
                 target = ops.concatenate([ops.cast(x[:, 1:], every.dtype), y], axis=1)
                 loss = self.compute_loss(x=x, y=target, y_pred=every, training=True)
                 y_pred = every[:, -y.shape[1] :]
             else:
-                y_pred = self._forecaster()(x, future=y, training=True)
+                y_pred = self._forecaster()(
+                    x, future=y, training=True, sample_given=self.reverse_sampling
+                )
                 loss = self.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
             scaled = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, self.trainable_variables)

@@ -99,7 +99,11 @@ class VideoPrediction(_PredictsFrames):
         return [keras.metrics.MeanAbsoluteError(name="mae")]
 
     def callbacks(self, steps, recipe=None):
-        from kerasrv.layers import ScheduledSampling
+        from kerasrv.layers import ReverseScheduledSampling, ScheduledSampling
+
+        if recipe and recipe.reverse_sampling:  # PredRNN-V2's, both probabilities scheduled
+            first, last = recipe.reverse_sampling
+            return [ReverseScheduledSampling(first=int(steps * first), last=int(steps * last))]
 
         # PredRNN's schedule: the true future frames stand in for the model's own predictions
         # with a probability falling linearly from 1 to 0, by default over the first half of
@@ -113,6 +117,7 @@ class VideoPrediction(_PredictsFrames):
     def configure(self, model, recipe=None):
         # PredRNN's loss over every step's prediction (`ForecastModel.given_frames_loss`)
         model.given_frames_loss = bool(recipe and recipe.given_frames_loss)
+        model.reverse_sampling = bool(recipe and recipe.reverse_sampling)
         return model
 
     def measure(self, num_classes):
