@@ -266,10 +266,14 @@ def test_reverse_sampling_reads_the_models_own_predictions_for_given_frames():
         return forecaster(x, future=clips[:, 4:], training=True, **kwargs).numpy()
 
     forecaster.given_truth.assign(0.0)
-    np.testing.assert_array_equal(rollout(clips, sample_given=True), rollout(other, sample_given=True))
+    np.testing.assert_array_equal(
+        rollout(clips, sample_given=True), rollout(other, sample_given=True)
+    )
     assert np.abs(rollout(clips) - rollout(other)).max() > 1e-3
     forecaster.given_truth.assign(1.0)
-    assert np.abs(rollout(clips, sample_given=True) - rollout(other, sample_given=True)).max() > 1e-3
+    assert (
+        np.abs(rollout(clips, sample_given=True) - rollout(other, sample_given=True)).max() > 1e-3
+    )
 
 
 def test_forecaster_weight_files_from_before_reverse_sampling_still_load(tmp_path):
@@ -294,6 +298,38 @@ def test_forecaster_weight_files_from_before_reverse_sampling_still_load(tmp_pat
     assert float(loaded.given_truth.numpy()) == 1.0
     x = np.random.default_rng(0).uniform(size=(1, 3, 8, 8, 1)).astype("float32")
     np.testing.assert_array_equal(fresh.predict_on_batch(x), model.predict_on_batch(x))
+
+
+def test_a_recipe_with_reverse_sampling_schedules_the_given_frames_too(monkeypatch):
+    """`reverse_sampling` in a recipe gives the task's ReverseScheduledSampling over those shares
+    of the run, and a model whose training steps read given frames as its own predictions."""
+    from kerasrv.registry import Recipe
+
+    recipe = Recipe(epochs=2, batch_size=4, given_frames_loss=True, reverse_sampling=(0.25, 0.75))
+    task = tasks.get("video_prediction")
+    model = task.configure(
+        convlstm_forecast((3, 8, 8, 1), output_frames=2, filters=(4,), kernel_size=3), recipe
+    )
+    task.compile(model)
+    (forecaster,) = [layer for layer in model.layers if isinstance(layer, Forecaster)]
+    calls = []
+    traced = forecaster.call
+    monkeypatch.setattr(
+        forecaster,
+        "call",
+        lambda *a, **kw: calls.append(kw.get("sample_given")) or traced(*a, **kw),
+    )
+    (schedule,) = task.callbacks(steps=12, recipe=recipe)
+    clips = np.random.default_rng(0).uniform(size=(24, 5, 8, 8, 1)).astype("float32")
+    history = model.fit(
+        clips[:, :3], clips[:, 3:], batch_size=4, epochs=2, verbose=0, callbacks=[schedule]
+    )
+    assert True in calls  # the training step asked for it
+    # 12 batches: held at 0.5 for 3, moving from batch 3 to 9; epoch 1's last batch is 5
+    assert history.history["teacher_forcing"][0] == pytest.approx(0.5 * (1 - 2 / 6))
+    assert history.history["given_truth"][0] == pytest.approx(1 - 0.5 * np.exp(-2 / (6 / 5)))
+    assert [history.history[k][1] for k in ("teacher_forcing", "given_truth")] == [0.0, 1.0]
+    assert not task.configure(model, Recipe(epochs=1, batch_size=4)).reverse_sampling
 
 
 def test_kerasrv_train_samples_the_true_future_in_the_first_half_only(tmp_path, monkeypatch):
@@ -325,19 +361,3 @@ def test_kerasrv_train_samples_the_true_future_in_the_first_half_only(tmp_path, 
     assert forcing[1:] == [0.0, 0.0]
     metrics = card.metrics
     assert {"mse", "mae", "ssim", "psnr", "copy_last_mse", "mse_vs_copy_last"} <= set(metrics)
-
-    # PredRNN-V2's reverse scheduled sampling from the recipe: it schedules both probabilities
-    reverse = training.Settings(
-        train_split="train[:96]",
-        validation_split="train[96:112]",
-        verbose=0,
-        epochs=2,
-        recipe=["reverse_sampling=0.25,0.75"],
-    )
-    training.train("convlstm_forecast.tiny", reverse, out=tmp_path / "reverse")
-    with open(tmp_path / "reverse" / "convlstm_forecast.tiny" / "train" / "log.csv") as f:
-        rows = list(csv.DictReader(f))
-    # 24 batches: held at 0.5 for 6, moving from batch 6 to 18; the last batch of epoch 1 is 11
-    assert float(rows[0]["teacher_forcing"]) == pytest.approx(0.5 * (1 - 5 / 12))
-    assert float(rows[0]["given_truth"]) == pytest.approx(1 - 0.5 * np.exp(-5 / (12 / 5)))
-    assert [float(rows[1][key]) for key in ("teacher_forcing", "given_truth")] == [0.0, 1.0]

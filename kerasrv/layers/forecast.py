@@ -142,10 +142,11 @@ class Forecaster(keras.layers.Layer):
 
     Called with `future` (the true next frames) in training, each of those later steps reads the
     true frame instead of the prediction with probability `teacher_forcing` (a non-trainable
-    weight that `ScheduledSampling` sets), per clip. Called with `sample_given` as well (PredRNN-V2's
-    reverse scheduled sampling), each given frame after the first is read with probability
-    `given_truth` (another such weight, 1 unless a schedule lowers it), else the model's own
-    prediction of it: the encoder learns from frames as imperfect as the ones it will roll out on.
+    weight that `ScheduledSampling` sets), per clip. Called with `sample_given` as well
+    (PredRNN-V2's reverse scheduled sampling), each given frame after the first is read with
+    probability `given_truth` (another such weight, 1 unless a schedule lowers it), else the
+    model's own prediction of it: the encoder learns from frames as imperfect as the ones it
+    will roll out on.
 
     Args:
         output_frames: frames to predict, T_out.
@@ -341,7 +342,7 @@ class ReverseScheduledSampling(ScheduledSampling):
     Until batch `first`, a future step reads the true frame and a given frame the given one with
     probability 0.5 each (else the model's own prediction). From `first` to `last` the first
     probability falls linearly to 0 and the second rises to 1 as 1 − 0.5·exp(−(t − first)/τ),
-    τ a fifth of the span (OpenSTL's 5,000 over 25,000 iterations); after `last` training runs
+    with τ a fifth of the span (OpenSTL's 5,000 over 25,000 iterations); after `last` training runs
     exactly what inference does. The model's `sample_given` must be on (`ForecastModel`).
 
     Args:
