@@ -153,6 +153,18 @@ def _profile_differences(profile, count=4):
     return ", ".join(f"{k} {v:+.1f}" for k, v in largest)
 
 
+def earlier_models(entries):
+    """{name: (parameters measured, parameters now)} of the measured entries whose model has
+    changed since, each built at the input shape it was measured at."""
+    earlier = {}
+    for name, e in entries.items():
+        if name in zoo.list_models():
+            now = zoo.build(name, input_shape=tuple(e["input_shape"])).count_params()
+            if now != e["params"]:
+                earlier[name] = (e["params"], now)
+    return earlier
+
+
 def report(results_path=RESULTS, markdown=None, chart=None):
     """Writes the Markdown report and a PNG chart from a results JSON; returns their paths.
 
@@ -187,6 +199,17 @@ def report(results_path=RESULTS, markdown=None, chart=None):
     missing = [name for name in zoo.list_models() if name not in entries]
     if missing:  # an interrupted run, or one given names
         lines += [f"**Not measured in this run**: {', '.join(missing)}.", ""]
+    earlier = earlier_models(entries)
+    if earlier:  # an entry whose architecture changed after its rows were measured
+        lines += [
+            "**Measured on an earlier model** (its parameter count is not the entry's now; "
+            "`kerasrv bench NAME --update` measures it again): "
+            + ", ".join(
+                f"{n} ({then:,} parameters, now {now:,})" for n, (then, now) in earlier.items()
+            )
+            + ".",
+            "",
+        ]
 
     def table(header, rows):
         lines.extend(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)])
