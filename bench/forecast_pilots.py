@@ -111,9 +111,11 @@ def report():
                 drawn.add(key)
                 hours = [offset + h for _, h, _ in leg["curve"]]
                 values = [v * pixels for *_, v in leg["curve"]]
-                ax.plot(hours, values, "s-", label=f"{label} leg from {offset:.2f} h")
+                # the pilots and most legs ran in bfloat16; a leg on a CPU without it says so
+                precision = "" if leg["precision"] == "mixed_bfloat16" else f", {leg['precision']}"
+                ax.plot(hours, values, "s-", label=f"{label} leg from {offset:.2f} h{precision}")
             offset += artifacts.leg_seconds(leg) / 3600
-    ax.set_xlabel("hours on 2 CPU cores (bfloat16)")
+    ax.set_xlabel("hours on 2 CPU cores (bfloat16 unless a leg says otherwise)")
     ax.set_ylabel("validation MSE per frame")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -70,7 +70,8 @@ def forecaster_leg_lines():
             best = f"{min(curve) * 64 * 64:.1f}" if curve else "—"
             rows.append(
                 f"| {name} | {i} | {leg['epochs_run']} | {artifacts.leg_seconds(leg) / 3600:.2f} | "
-                f"{leg['precision']} | {best} | `{leg['command']}` |"
+                f"{leg['precision']} | {leg.get('hardware', 'not recorded')} | {best} | "
+                f"`{leg['command']}` |"
             )
     if not rows:
         return []
@@ -88,8 +89,8 @@ def forecaster_leg_lines():
         "shared the cores looks slower than it is (each epoch's seconds are in the pilot's "
         "file and the leg's curve).",
         "",
-        "| entry | leg | epochs | hours | precision | best val MSE | command |",
-        "|---|---|---|---|---|---|---|",
+        "| entry | leg | epochs | hours | precision | hardware | best val MSE | command |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "![validation MSE against hours](forecast_curves.png)",

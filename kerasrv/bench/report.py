@@ -32,6 +32,13 @@ def _openstl_cells(metrics, prefix=""):
     ]
 
 
+def _machines(training):
+    """The machines a card's training ran on: each leg's where the legs record it (a model
+    continued across sittings may have run on several), else the run's own."""
+    machines = [leg["hardware"] for leg in training.get("legs") or [] if leg.get("hardware")]
+    return " and ".join(dict.fromkeys(machines or [training["hardware"]]))
+
+
 def _video_prediction_lines():
     """Our trained video predictors beside OpenSTL's table, from their cards."""
     rows, copy_last, reference = [], None, None
@@ -48,7 +55,7 @@ def _video_prediction_lines():
                 f"{macs / 1e9:.1f}G",
                 f"{training.get('epochs_total', training['epochs'])} "
                 f"({training.get('wall_time_total_s', training['wall_time_s']) / 3600:.1f} h, "
-                f"{training['hardware']})",
+                f"{_machines(training)})",
                 *_openstl_cells(m),
                 f"{m['mse_vs_copy_last']:.3f}",
             ]

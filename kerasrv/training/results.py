@@ -88,6 +88,7 @@ def _leg(training):
         "time_budget_h",
         "wall_time_s",
         "precision",
+        "hardware",  # legs of one model run on whatever machine each sitting has
         "date",
         "monitor",
         "curve",
