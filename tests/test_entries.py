@@ -123,12 +123,7 @@ def test_next_frame_prediction_beats_copying_the_last_frame_by_40_percent():
 VIDEO_PREDICTORS = ("convlstm_forecast.mfmnist", "predrnn.mfmnist")
 
 
-QUARTER_NOT_REACHED = {
-    "convlstm_forecast.mfmnist": (
-        "4 ConvLSTM layers of 64, 20 epochs in two legs on 2 CPU cores (1.87 h): MSE 97.1, "
-        "0.255× copy-last (the 2-layer model flattened at 0.34×)"
-    ),
-}
+QUARTER_NOT_REACHED = {}
 
 
 @pytest.mark.parametrize("name", _strict_unless_reached(VIDEO_PREDICTORS, QUARTER_NOT_REACHED))
@@ -163,16 +158,18 @@ def _budget(card):
 
 
 def test_predrnn_beats_convlstm_at_the_same_training_budget():
-    """PredRNN's claim (Wang et al. 2017), measured: on the same clips, batch, precision and
-    peak learning rate, with about the same multiply-adds per clip (ConvLSTM stacks 4 layers
-    to PredRNN's 2: an ST-LSTM layer does twice a ConvLSTM layer's work) and no more epochs,
-    the spatio-temporal memory predicts better. A later leg starts its cosine no higher than
-    the first leg's peak (a leg restarts the schedule)."""
+    """PredRNN's claim (Wang et al. 2017), measured: on the same clips, batch and peak
+    learning rate, with about the same multiply-adds per clip (ConvLSTM stacks 4 layers to
+    PredRNN's 2: an ST-LSTM layer does twice a ConvLSTM layer's work), no more epochs and no
+    precision ConvLSTM did not train in too (legs on other machines differ: one without
+    bfloat16 trains in float32), the spatio-temporal memory predicts better. A later leg starts
+    its cosine no higher than the first leg's peak (a leg restarts the schedule)."""
     from kerasrv.bench.measure import forward_macs
 
     convlstm, predrnn = (_budget(_card(name)) for name in VIDEO_PREDICTORS)
     later = convlstm.pop("later_peaks") + predrnn.pop("later_peaks")
     assert predrnn.pop("epochs") <= convlstm.pop("epochs")
+    assert predrnn.pop("precision") <= convlstm.pop("precision")
     assert convlstm == predrnn
     assert all(rate <= predrnn["peak_learning_rate"] for rate in later), later
     shared = ("kernel_size", "patch_size", "input_shape", "output_frames")

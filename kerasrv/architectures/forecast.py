@@ -131,8 +131,9 @@ _MFMNIST = {
     # of a run from fresh weights (later legs start from the last one's weights at a lower
     # rate and sampling: see the card's training.legs and `kerasrv train --recipe`). bfloat16
     # where the CPU or GPU has it: 2.5-2.7× the float32 samples/s here, and ConvLSTM's MSE
-    # after equal epochs within 2% of float32's (BENCHMARKS.md, "Training in bfloat16"); both
-    # entries' shipped legs trained in it.
+    # after equal epochs within 2% of float32's (BENCHMARKS.md, "Training in bfloat16");
+    # predrnn's legs trained in it, convlstm_forecast's first two (its third ran on a CPU
+    # without bfloat16, in float32).
     "recipe": {
         "epochs": 12,
         "batch_size": 16,
