@@ -261,9 +261,9 @@ class Forecaster(keras.layers.Layer):
         hidden, cells = list(zeros), list(zeros)
         memory = zeros[0]
         predictions, previous = [], None
-        per_clip = (ops.shape(given)[0], 1, 1, 1)
 
         def either(truth, probability):  # per clip: the true frame with `probability`, or ours
+            per_clip = (ops.shape(given)[0], 1, 1, 1)  # in training only: no SHAPE in exports
             draw = keras.random.uniform(per_clip, seed=self.seed_generator)
             use_true = ops.cast(draw < probability, given.dtype)
             return use_true * truth + (1 - use_true) * previous
