@@ -20,9 +20,21 @@ PILOTS = HERE / "pilots"
 RUNS = "/tmp/kerasrv-pilots"
 
 # variant name → (changes to the entry's builder arguments, changes to its recipe, epochs)
+# Every variant names its width: the entry has grown since the first pilots (2 → 4 layers), and
+# a pilot compares with p8 only at p8's two.
+_P8 = {"patch_size": 8, "filters": (64, 64)}
+_P8_RECIPE = {"learning_rate": 1e-3, "teacher_forcing": (1.0, 0.25)}
 VARIANTS = {
-    "p4": ({}, {"learning_rate": 1e-3, "teacher_forcing": (1.0, 0.25)}, 2),
-    "p8": ({"patch_size": 8}, {"learning_rate": 1e-3, "teacher_forcing": (1.0, 0.25)}, 6),
+    "p4": ({**_P8, "patch_size": 4}, _P8_RECIPE, 2),
+    "p8": (_P8, _P8_RECIPE, 6),
+    # PredRNN-V2's reverse scheduled sampling over 0.2-0.4 of the run (OpenSTL's share of its
+    # iterations): the given frames too are, early on, partly the model's own predictions
+    "p8_reverse": (_P8, {**_P8_RECIPE, "reverse_sampling": (0.2, 0.4)}, 6),
+    # one fixed set of training clips (the builder's, as `kerasrv train` makes for own data)
+    # against clips drawn afresh every epoch (OpenSTL's Moving MNIST loader, and p8)
+    "p8_fixed": (_P8, {**_P8_RECIPE, "fresh_clips": False}, 6),
+    # a 5×5 kernel in every ConvLSTM (OpenSTL's ConvLSTM-S configs use 5×5)
+    "p8_k5": ({**_P8, "kernel_size": 5}, _P8_RECIPE, 6),
 }
 
 
