@@ -28,6 +28,18 @@ def test_an_unknown_encoder_lists_the_known_ones():
         lrcn((4, 64, 64, 3), 3, frame_encoder="alexnet")
 
 
+def test_lrcn_reads_each_frame_with_an_applications_encoder():
+    model = lrcn((2, 32, 32, 3), 3, frame_encoder="mobilenet_v3_small")
+    x = np.random.default_rng(0).uniform(size=(4, 2, 32, 32, 3)).astype("float32")
+    probabilities = np.asarray(model(x, training=False))
+    assert probabilities.shape == (4, 3)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    backbone = model.get_layer("encoder").layer.get_layer("backbone")  # the frame encoder's
+    assert "MobileNetV3Small" in [layer.name for layer in backbone.layers]
+
+
+# 35 s: tracing MobileNetV3's training step costs most of it (its forward pass is checked above)
+@pytest.mark.slow
 def test_lrcn_on_a_mobilenet_trains_saves_and_exports(tmp_path):
     model = lrcn((2, 32, 32, 3), 3, frame_encoder="mobilenet_v3_small")
     tasks.get("video_classification").compile(model)

@@ -292,17 +292,18 @@ def test_train_evaluate_export_and_predict_on_a_users_folder(
         measured = dict(line.split() for line in again.splitlines()[1:] if len(line.split()) == 2)
         assert measured[task_metric] == printed[task_metric]  # the same held-out files
 
-    # TFLite files of reseg (its unrolled sweeps) and of the ConvLSTM video models (every step
-    # written out) take long to convert; tests/test_export converts each task's entry
-    slow_to_convert = ("masks", "video_masks", "forecast_clips")
-    formats = "saved_model" if kind in slow_to_convert else "saved_model,tflite"
-    code, stdout, stderr = call_cli(
-        "export", run, "--format", formats, "--out", tmp_path / "export"
-    )
-    assert code == 0, stderr
-    assert stdout.count("passes") == len(formats.split(",")), stdout
-    exported = json.loads((tmp_path / "export" / card["name"] / "1" / "card.json").read_text())
-    assert exported["class_names"] == card["class_names"]
+    # A classifier's run exports with the folder's classes. The segmenters and the forecaster
+    # are exported by tests/test_export (each task's entry, every format) and test_cli exports
+    # a run: here their SavedModels would add 10-15 s each and check nothing new.
+    exports = kind in ("images", "videos")
+    if exports:
+        code, stdout, stderr = call_cli(
+            "export", run, "--format", "saved_model,tflite", "--out", tmp_path / "export"
+        )
+        assert code == 0, stderr
+        assert stdout.count("passes") == 2, stdout
+        version = tmp_path / "export" / card["name"] / "1"
+        assert json.loads((version / "card.json").read_text())["class_names"] == card["class_names"]
 
     sample = sorted(folder.rglob("*.png" if kind in ("images", "masks") else "*.mp4"))[0]
     if kind == "masks":
@@ -325,14 +326,11 @@ def test_train_evaluate_export_and_predict_on_a_users_folder(
     else:
         x = preprocessing.clip_file(sample, shape)
     keras_answer = np.asarray(model.predict_on_batch(preprocessing.scale(x[None])))[0]
-    serving = tf.saved_model.load(str(tmp_path / "export" / card["name"] / "1"))
-    exported_answer = list(
-        serving.signatures["serving_default"](tf.constant(preprocessing.scale(x[None]))).values()
-    )[0].numpy()[0]
-    if kind == "forecast_clips":
-        np.testing.assert_allclose(exported_answer, keras_answer, atol=1e-4)
-    else:
-        np.testing.assert_array_equal(exported_answer.argmax(-1), keras_answer.argmax(-1))
+    if exports:
+        serving = tf.saved_model.load(str(version))
+        signature = serving.signatures["serving_default"]
+        exported_answer = list(signature(tf.constant(preprocessing.scale(x[None]))).values())
+        np.testing.assert_array_equal(exported_answer[0].numpy()[0].argmax(), keras_answer.argmax())
     if kind == "video_masks":  # a mask per frame read, at the video's size
         written = sorted((tmp_path / "masks" / "0000.masks").glob("*.png"))
         assert len(written) == 10

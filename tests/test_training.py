@@ -234,16 +234,6 @@ def test_ship_makes_a_run_the_entrys_weights_and_keeps_what_the_card_recorded(
     assert code == 2 and len(stderr) == 1, stderr
 
 
-def test_a_warm_start_names_its_weights_file_by_sha256(finished_run, tmp_path, tfds_dir):
-    start = tmp_path / "start.weights.h5"
-    start.write_bytes((finished_run / artifacts.WEIGHTS_FILE).read_bytes())
-    args = ["train", "row_rnn.gru", "--epochs", "1", *QUICK, "--weights", start]
-    code, _, stderr = run_cli(*args, "--out", tmp_path, env={"TFDS_DATA_DIR": tfds_dir})
-    assert code == 0, "\n".join(stderr)
-    card = json.loads((tmp_path / "row_rnn.gru" / artifacts.CARD_FILE).read_text())
-    assert card["training"]["started_from"] == f"{start} (sha256 {artifacts.sha256(start)})"
-
-
 def test_a_leg_from_the_shipped_weights_continues_the_model_when_shipped(tmp_path, tfds_dir):
     """`--weights default` names the shipped weights by sha256, so `ship` knows the run
     continues that model: its legs come first, and it goes on the card as no replaced attempt
@@ -292,7 +282,9 @@ def test_a_recorded_attempt_lands_on_the_shipped_card_and_never_on_itself(tmp_pa
     assert attempt["epochs_run"] == run["training"]["epochs_run"] == 1
     assert attempt["builder_args"] == run["builder_args"]  # what the command ran at the time
     assert attempt["augment"] == run["training"]["augment"]
-    assert attempt["started_from"] == f"{start} (sha256 {artifacts.sha256(start)})"
+    # a warm start from a file names it by its sha256, on the run's card and on the attempt
+    assert run["training"]["started_from"] == f"{start} (sha256 {artifacts.sha256(start)})"
+    assert attempt["started_from"] == run["training"]["started_from"]
     assert attempt["note"] == "a warm restart from the shipped weights"
     assert zoo.info("row_rnn.gru")["metrics"] == card["metrics"]  # the shipped metrics stay
 
