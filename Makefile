@@ -33,9 +33,11 @@ demo: setup
 
 # Most tests spend their time on one core (tracing, converting, Python), so two pytest-xdist
 # workers about halve the run on two cores. Each test file runs on one worker, so a module
-# fixture (every entry exported once) is made once. TEST_WORKERS=0 runs in this process (pdb).
+# fixture (every entry exported once) is made once; files go out longest first (the order is
+# tests/conftest.py's, which xdist's reordering by test count would undo). TEST_WORKERS=0 runs
+# in this process (pdb).
 TEST_WORKERS ?= 2
-XDIST = -n $(TEST_WORKERS) --dist loadfile
+XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: setup
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)

@@ -78,10 +78,22 @@ def finished_run(tmp_path_factory, tfds_dir):
     return run
 
 
-# Under pytest-xdist (`--dist loadfile`) each test file is one unit of work, handed out in
-# collection order: the longest files go first, so that none of them starts last on its own
-# while the other worker sits idle.
-LONGEST_FIRST = ("test_export.py", "test_zoo.py", "test_entries.py", "test_training.py")
+# Under pytest-xdist (`--dist loadfile --no-loadscope-reorder`) each test file is one unit of
+# work, handed out in collection order to whichever worker is free: longest first (seconds of
+# tests in a clean-clone run on 2 cores, 2026-12-07), so that no long file starts last while the
+# other worker sits idle. xdist's own order (most tests first) started test_training, 190 s in
+# 23 tests, after test_layers' 141 tests of 34 s, and one worker finished a minute after the other.
+LONGEST_FIRST = (
+    "test_export.py",  # 211 s, most of it exporting each task's entry once in every format
+    "test_zoo.py",  # 200
+    "test_training.py",  # 187
+    "test_files.py",  # 128
+    "test_cli.py",  # 122
+    "test_entries.py",  # 108
+    "test_layers.py",  # 34
+    "test_forecast.py",  # 31
+    "test_data.py",  # 24
+)
 
 
 def pytest_collection_modifyitems(items):
