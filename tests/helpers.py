@@ -95,23 +95,35 @@ def tree_digest(directory):
     return digest.hexdigest()
 
 
-def call_cli(*args):
-    """`kerasrv ARGS` in this process (no start-up cost); usage errors exit as argparse does.
+def call_cli(*args, env=None):
+    """`kerasrv ARGS` in this process, with `env` set in os.environ while it runs: no start-up
+    cost (a process that imports TensorFlow takes 4-7 s to start here); usage errors exit as
+    argparse does. What needs a process of its own (a kill, a clean import) uses `run_cli`.
 
     Returns:
         (exit status, stdout, stderr lines).
     """
     import contextlib
     import io
+    import os
 
     from kerasrv import cli
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in args])
-        except SystemExit as exit:
-            code = exit.code
+    saved = {name: os.environ.get(name) for name in env or {}}
+    os.environ.update({name: str(value) for name, value in (env or {}).items()})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main([str(a) for a in args])
+            except SystemExit as exit:
+                code = exit.code
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
     return code, out.getvalue(), [line for line in err.getvalue().splitlines() if line.strip()]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
-from helpers import call_cli, run_cli
+from helpers import call_cli
 
 from kerasrv import artifacts, cli, zoo
 
@@ -324,13 +324,13 @@ def test_list_survives_a_damaged_card(tmp_path):
         shutil.copytree(artifacts.shipped(name), tmp_path / name)
     (tmp_path / "row_rnn.gru" / "card.json").write_text('{"name": "row_rnn.gru",\n')
     env = {"KERASRV_MODELS_DIR": str(tmp_path)}
-    code, stdout, stderr = run_cli("list", "row_rnn*", env=env)
+    code, stdout, stderr = call_cli("list", "row_rnn*", env=env)
     assert code == 0, stderr
     rows = {line.split()[0]: line for line in stdout.splitlines()[2:]}
     assert "damaged card" in rows["row_rnn.gru"] and "is not valid JSON" in rows["row_rnn.gru"]
     accuracy = artifacts.read_record(tmp_path / "row_rnn.lstm")["metrics"]["accuracy"]
     assert f"accuracy {accuracy}" in rows["row_rnn.lstm"]  # the undamaged card still lists
-    code, _, stderr = run_cli("info", "row_rnn.gru", env=env)
+    code, _, stderr = call_cli("info", "row_rnn.gru", env=env)
     assert code == 2 and len(stderr) == 1 and "card.json is not valid JSON" in stderr[0]
 
 

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import call_cli, run_cli
+from helpers import call_cli
 
 from kerasrv import zoo
 from kerasrv.data import DatasetError, files, preprocessing, samples
@@ -266,7 +266,7 @@ def test_train_evaluate_export_and_predict_on_a_users_folder(
 ):
     folder = folders[kind]
     runs = tmp_path / "runs"
-    code, stdout, stderr = run_cli("train", entry, "--data", folder, *QUICK, "--out", runs)
+    code, stdout, stderr = call_cli("train", entry, "--data", folder, *QUICK, "--out", runs)
     assert code == 0, stderr
     run = runs / f"{entry}.{folder.name}"
     card = json.loads((run / "card.json").read_text())

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import QUICK_TRAIN as QUICK
-from helpers import run_cli, tree_digest
+from helpers import call_cli, run_cli, tree_digest
 
 from kerasrv import artifacts, registry, training, zoo
 from kerasrv.errors import UsageError
@@ -170,7 +170,7 @@ def test_two_local_workers_match_one_device(tmp_path, single_device):
 
 def test_a_finished_run_is_refused_with_one_line_and_kept(finished_run, tfds_dir):
     before = tree_digest(finished_run)
-    code, _, stderr = run_cli(
+    code, _, stderr = call_cli(
         "train",
         "row_rnn.gru",
         "--epochs",
@@ -218,7 +218,7 @@ def test_ship_makes_a_run_the_entrys_weights_and_keeps_what_the_card_recorded(
     old["attempts"] = [{"metrics": {"accuracy": 0.5}, "command": "tried", "note": "kept"}]
     (models / "row_rnn.gru" / artifacts.CARD_FILE).write_text(json.dumps(old))
     env = {"TFDS_DATA_DIR": tfds_dir, "KERASRV_MODELS_DIR": str(models)}
-    code, stdout, stderr = run_cli("ship", finished_run, env=env)
+    code, stdout, stderr = call_cli("ship", finished_run, env=env)
     assert code == 0, "\n".join(stderr)
     card = json.loads((models / "row_rnn.gru" / artifacts.CARD_FILE).read_text())
     run = json.loads((finished_run / artifacts.CARD_FILE).read_text())
@@ -230,7 +230,7 @@ def test_ship_makes_a_run_the_entrys_weights_and_keeps_what_the_card_recorded(
     kept, replaced = card["attempts"]
     assert kept["note"] == "kept"
     assert replaced["metrics"] == old["metrics"] and "replaced by" in replaced["note"]
-    code, _, stderr = run_cli("ship", finished_run / "train", env=env)  # not a finished run
+    code, _, stderr = call_cli("ship", finished_run / "train", env=env)  # not a finished run
     assert code == 2 and len(stderr) == 1, stderr
 
 
@@ -244,13 +244,13 @@ def test_a_leg_from_the_shipped_weights_continues_the_model_when_shipped(tmp_pat
     sha = artifacts.sha256(shipped / artifacts.WEIGHTS_FILE)
     env = {"TFDS_DATA_DIR": tfds_dir, "KERASRV_MODELS_DIR": str(models)}
     args = ["train", "row_rnn.gru", "--epochs", "1", *QUICK, "--weights", "default"]
-    code, _, stderr = run_cli(*args, "--out", tmp_path / "runs", env=env)
+    code, _, stderr = call_cli(*args, "--out", tmp_path / "runs", env=env)
     assert code == 0, "\n".join(stderr)
     run = tmp_path / "runs" / "row_rnn.gru"
     leg = json.loads((run / artifacts.CARD_FILE).read_text())["training"]["legs"][-1]
     assert leg["started_from"] == f"row_rnn.gru (sha256 {sha})"
     attempts = json.loads((shipped / artifacts.CARD_FILE).read_text()).get("attempts")
-    code, _, stderr = run_cli("ship", run, env=env)
+    code, _, stderr = call_cli("ship", run, env=env)
     assert code == 0, "\n".join(stderr)
     card = json.loads((shipped / artifacts.CARD_FILE).read_text())
     assert card.get("attempts") == attempts  # nothing replaced
@@ -262,17 +262,17 @@ def test_a_recorded_attempt_lands_on_the_shipped_card_and_never_on_itself(tmp_pa
     shipped = _copy_of_shipped("row_rnn.gru", models)
     env = {"TFDS_DATA_DIR": tfds_dir, "KERASRV_MODELS_DIR": str(models)}
     args = ["train", "row_rnn.gru", "--epochs", "1", *QUICK, "--record-attempt"]
-    code, _, stderr = run_cli(*args[:-1], "--note", "x", "--out", tmp_path / "n", env=env)
+    code, _, stderr = call_cli(*args[:-1], "--note", "x", "--out", tmp_path / "n", env=env)
     assert code == 2 and len(stderr) == 1 and "--note describes a recorded attempt" in stderr[0]
     start = tmp_path / "start.weights.h5"
     start.write_bytes((shipped / artifacts.WEIGHTS_FILE).read_bytes())
     args += ["--weights", str(start), "--note", "a warm restart from the shipped weights"]
     before = tree_digest(models)
-    code, _, stderr = run_cli(*args, "--out", models, env=env)
+    code, _, stderr = call_cli(*args, "--out", models, env=env)
     assert code == 2 and len(stderr) == 1 and "is the shipped row_rnn.gru itself" in stderr[0]
     assert tree_digest(models) == before  # refused before training: nothing written
 
-    code, _, stderr = run_cli(*args, "--out", tmp_path / "runs", env=env)
+    code, _, stderr = call_cli(*args, "--out", tmp_path / "runs", env=env)
     assert code == 0, "\n".join(stderr)
     run = json.loads((tmp_path / "runs" / "row_rnn.gru" / artifacts.CARD_FILE).read_text())
     card = json.loads((models / "row_rnn.gru" / artifacts.CARD_FILE).read_text())
@@ -473,7 +473,7 @@ def test_a_tfds_dataset_by_name_trains_at_the_input_shape_asked(tmp_path, tfds_d
     run = training.prepare("row_rnn.gru", data="fashion_mnist_local", out=tmp_path / "p")
     assert (run.train_split, run.validation_split) == ("train[:90%]", "train[90%:]")
     args = ["train", "row_rnn.gru", "--data", "fashion_mnist_local", "--epochs", "1", *QUICK]
-    code, _, stderr = run_cli(
+    code, _, stderr = call_cli(
         *args, "--input-shape", "14,14,1", "--out", tmp_path, env={"TFDS_DATA_DIR": tfds_dir}
     )
     assert code == 0, "\n".join(stderr)
