@@ -81,7 +81,7 @@ def finished_run(tmp_path_factory, tfds_dir):
 # Under pytest-xdist (`--dist loadfile --no-loadscope-reorder`) each test file is one unit of
 # work, handed out in collection order to whichever worker is free: longest first (seconds of
 # tests in a clean-clone run on 2 cores, 2026-12-07), so that no long file starts last while the
-# other worker sits idle. xdist's own order (most tests first) started test_training, 190 s in
+# other workers sit idle. xdist's own order (most tests first) started test_training, 190 s in
 # 23 tests, after test_layers' 141 tests of 34 s, and one worker finished a minute after the other.
 LONGEST_FIRST = (
     "test_export.py",  # 211 s, most of it exporting each task's entry once in every format
