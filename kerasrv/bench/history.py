@@ -3,13 +3,18 @@ the forecasters' weights went through, and the findings kept in `bench/findings.
 experiments that have no card to live on). The benchmark report prints them, so the history of a
 result lives in cards and in BENCHMARKS.md, not in code comments."""
 
+import dataclasses
+import json
 from pathlib import Path
 
-from kerasrv import artifacts, tasks, zoo
+from kerasrv import artifacts, registry, tasks, zoo
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 FINDINGS = BENCH / "findings.md"
 PICTURES = BENCH / "forecast"  # of the shipped forecasters' weights
+PILOTS = BENCH / "pilots"  # short recipe pilots from fresh weights (bench/forecast_pilots.py)
+BASELINE_PILOT = "p8"  # the one the others change one thing of
+PIXELS = 64 * 64  # val_loss is a mean over a frame's pixels; OpenSTL's MSE sums them
 
 
 def recipes_tried_lines():
@@ -95,6 +100,7 @@ def forecaster_leg_lines():
         "",
         "![validation MSE against hours](forecast_curves.png)",
         "",
+        *pilot_lines(),
         *(
             line
             for name in ("convlstm_forecast.mfmnist", "predrnn.mfmnist")
@@ -110,4 +116,54 @@ def forecaster_leg_lines():
                 "",
             )
         ),
+    ]
+
+
+def _changes(pilot, baseline):
+    """What a pilot sets that the baseline pilot does not (builder arguments, then recipe).
+    A recipe key one of them did not record (it came into the recipe between them) ran at its
+    default; every pilot fits under mixed_bfloat16 whatever its recipe says, for its epochs."""
+    defaults = {
+        "builder_args": {},
+        "recipe": {f.name: f.default for f in dataclasses.fields(registry.Recipe)},
+    }
+    changed = []
+    for part in ("builder_args", "recipe"):
+        mine, theirs = pilot[part], baseline[part]
+        for key in sorted(set(mine) | set(theirs)):
+            default = defaults[part].get(key)
+            value, other = mine.get(key, default), theirs.get(key, default)
+            if key not in ("epochs", "precision") and value != other:
+                changed.append(f"{key}={value}")
+    return ", ".join(changed) or "— (the baseline)"
+
+
+def pilot_lines():
+    """A table of the recipe pilots: what each changes from the baseline pilot, its validation
+    MSE after each epoch, and its hours; where the baseline ran on the same machine, each one's
+    validation MSE at the baseline's last epoch beside the baseline's."""
+    pilots = {p.stem: json.loads(p.read_text()) for p in sorted(PILOTS.glob("*.json"))}
+    baseline = pilots.get(BASELINE_PILOT)
+    if not baseline:
+        return []
+    rows = []
+    for name, pilot in pilots.items():
+        curve = pilot["curve"]
+        values = ", ".join(f"{v * PIXELS:.1f}" for *_, v in curve)
+        stopped = f" (stopped: {pilot['stopped']})" if pilot.get("stopped") else ""
+        rows.append(
+            f"| {name} | {_changes(pilot, baseline)} | {values}{stopped} | {curve[-1][1]:.2f} | "
+            f"{pilot['date']}, {pilot['hardware']} |"
+        )
+    return [
+        f"Recipe pilots (`bench/pilots/`), each from fresh weights, each changing one thing of "
+        f"pilot {BASELINE_PILOT} (2×ConvLSTM(64) on 8×8 patches, Adam 1e-3 on a cosine, "
+        "scheduled sampling from 1 over a quarter of the run, clips drawn afresh every epoch). "
+        "Validation MSE per frame after each epoch, OpenSTL's unit; hours are wall time, "
+        "comparable between pilots of one date and machine.",
+        "",
+        "| pilot | what it changes | validation MSE after each epoch | hours | run on |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
     ]
