@@ -196,11 +196,20 @@ def report(results_path=RESULTS, markdown=None, chart=None):
     ]
     if results["quick"]:
         lines += ["**Quick run**: small inputs and few steps; a smoke test, not a measurement.", ""]
-    later = {n: e["measured"] for n, e in entries.items() if e.get("measured", "") > m["date"]}
+    later = {
+        # a row measured on another machine than the run's says which (rows from before
+        # 2026-12-07 recorded none)
+        n: e["measured"]
+        + (f" ({e['hardware']})" if e.get("hardware", m["hardware"]) != m["hardware"] else "")
+        for n, e in entries.items()
+        if e.get("measured", "") > m["date"]
+    }
     if later:  # kerasrv bench NAMES --update
         lines += [
             "**Measured again later** (`kerasrv bench NAME --update`; each entry's ratios come "
-            "from its own run): " + ", ".join(f"{n} on {date}" for n, date in later.items()) + ".",
+            "from its own run, its absolute numbers from its machine): "
+            + ", ".join(f"{n} on {date}" for n, date in later.items())
+            + ".",
             "",
         ]
     missing = [name for name in zoo.list_models() if name not in entries]

@@ -270,6 +270,7 @@ def run(names=None, quick=False, out=RESULTS, data_dir=None, log=print, update=F
                 raise RuntimeError(f"bench of {name} failed:\n{done.stderr[-3000:]}")
             entry = json.loads(Path(report.name).read_text())
         entry["measured"] = this_run["machine"]["date"]
+        entry["hardware"] = this_run["machine"]["hardware"]  # an update may run elsewhere
         entry["matmul_flops_per_s"] = this_run["matmul_flops_per_s"]
         entry["fraction_of_matmul_flops"] = entry["train_flops_per_s"] / entry["matmul_flops_per_s"]
         entry["bench_seconds"] = time.perf_counter() - start
