@@ -107,8 +107,8 @@ def report():
     import matplotlib.pyplot as plt
 
     from kerasrv import artifacts
+    from kerasrv.bench.history import PIXELS as pixels  # val_loss in OpenSTL's unit
 
-    pixels = 64 * 64  # val_loss is the mean over pixels; OpenSTL's MSE sums a frame's pixels
     fig, ax = plt.subplots(figsize=(7, 4))
     for path in sorted(PILOTS.glob("*.json")):
         pilot = json.loads(path.read_text())

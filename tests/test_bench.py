@@ -263,3 +263,27 @@ def test_every_benchmarked_entry_was_measured_on_the_model_it_builds_now(name):
     assert earlier_models({name: entry}) == {}, (
         f"`kerasrv bench {name} --update` measures the model it builds now"
     )
+
+
+def test_the_pilots_table_says_what_each_pilot_changes_from_the_baseline(tmp_path, monkeypatch):
+    """Each pilot's change is read from its file against the baseline's, not written by hand; a
+    recipe key the baseline's file predates counts at its default."""
+    from kerasrv.bench import history
+
+    def pilot(name, builder_args, recipe):
+        curve = [[1, 0.1, 0.05], [2, 0.2, 0.04]]
+        record = {"builder_args": builder_args, "recipe": recipe, "curve": curve}
+        record.update(date="2026-12-07", hardware="a CPU")
+        (tmp_path / f"{name}.json").write_text(json.dumps(record))
+
+    base = {"patch_size": 8, "kernel_size": 3}
+    pilot("p8", base, {"epochs": 6, "learning_rate": 1e-3})
+    pilot("p8_k5", {**base, "kernel_size": 5}, {"epochs": 6, "learning_rate": 1e-3})
+    pilot("p8_rss", base, {"epochs": 2, "learning_rate": 1e-3, "reverse_sampling": [0.2, 0.4]})
+    pilot("p8_same", base, {"epochs": 6, "learning_rate": 1e-3, "reverse_sampling": None})
+    monkeypatch.setattr(history, "PILOTS", tmp_path)
+    rows = {line.split(" | ")[0][2:]: line for line in history.pilot_lines() if line[:4] == "| p8"}
+    assert rows["p8"].startswith("| p8 | — (the baseline) | 204.8, 163.8 | 0.20 |")
+    assert rows["p8_k5"].startswith("| p8_k5 | kernel_size=5 |")
+    assert rows["p8_rss"].startswith("| p8_rss | reverse_sampling=[0.2, 0.4] |")  # not epochs
+    assert rows["p8_same"].startswith("| p8_same | — (the baseline) |")

@@ -139,9 +139,8 @@ def _changes(pilot, baseline):
 
 
 def pilot_lines():
-    """A table of the recipe pilots: what each changes from the baseline pilot, its validation
-    MSE after each epoch, and its hours; where the baseline ran on the same machine, each one's
-    validation MSE at the baseline's last epoch beside the baseline's."""
+    """A table of the recipe pilots: what each changes from the baseline pilot (from their
+    files), its validation MSE after each epoch, its hours, and the date and machine it ran on."""
     pilots = {p.stem: json.loads(p.read_text()) for p in sorted(PILOTS.glob("*.json"))}
     baseline = pilots.get(BASELINE_PILOT)
     if not baseline:
