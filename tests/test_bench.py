@@ -231,6 +231,39 @@ def test_the_precision_section_reports_each_pair_from_its_json(tmp_path):
     assert "| cnn_lstm.fmnist | `--epochs 5` | accuracy 0.9 | accuracy 0.8 |" in text
 
 
+def test_a_precision_update_keeps_the_other_rows_and_names_its_own_machine(
+    tmp_path, monkeypatch
+):
+    from kerasrv.bench import precision
+
+    def speed(name):
+        return {
+            "input_shape": [28, 28],
+            "params": 1,
+            "batch_size": 8,
+            "samples_per_s": {"float32": 10.0, "mixed_bfloat16": 20.0},
+            "rounds": {},
+            "bfloat16_speedup": 2.0,
+        }
+
+    monkeypatch.setattr(precision, "speed", speed)
+    monkeypatch.setattr(precision, "hardware", lambda: "the first CPU")
+    path = tmp_path / "precision.json"
+    precision.run(["row_rnn.gru", "row_rnn.lstm"], out=path, log=lambda line: None, pairs={})
+    first = json.loads(path.read_text())
+    monkeypatch.setattr(precision, "hardware", lambda: "another CPU")
+    precision.run(["row_rnn.lstm"], out=path, log=lambda line: None, pairs={}, update=True)
+    second = json.loads(path.read_text())
+    assert second["machine"] == first["machine"]  # the header stays the run that made the file
+    assert second["speed"]["row_rnn.gru"] == first["speed"]["row_rnn.gru"]
+    assert second["speed"]["row_rnn.lstm"]["hardware"] == "another CPU"
+    text = "\n".join(precision.report_lines(path))
+    assert "| row_rnn.gru | 8 |" in text
+    assert f"| row_rnn.lstm (measured {first['machine']['date']}, another CPU) | 8 |" in text
+    precision.run(["row_rnn.lstm"], out=path, log=lambda line: None, pairs={})  # no --update
+    assert list(json.loads(path.read_text())["speed"]) == ["row_rnn.lstm"]
+
+
 def _benchmarked():
     from kerasrv.bench.runner import RESULTS
 

@@ -384,9 +384,14 @@ def test_bench_update_report_and_precision_reach_the_benchmark(monkeypatch, tmp_
     assert report == ("report", out)
     from kerasrv.bench import precision
 
-    monkeypatch.setattr(precision, "run", lambda names, out, log: calls.append((names, out)))
+    def precision_run(names, out, log, update):
+        calls.append((names, out, update))
+
+    monkeypatch.setattr(precision, "run", precision_run)
     assert call_cli("bench", "cnn_lstm", "--precision", "--out", out)[0] == 0
-    assert calls[-1] == (["cnn_lstm"], tmp_path / "precision.json")  # beside the results
+    assert calls[-1] == (["cnn_lstm"], tmp_path / "precision.json", False)  # beside the results
+    assert call_cli("bench", "lrcn", "--precision", "--update", "--out", out)[0] == 0
+    assert calls[-1] == (["lrcn"], tmp_path / "precision.json", True)
 
 
 @pytest.mark.slow  # a minute: the demo evaluates 10,000 images twice and exports

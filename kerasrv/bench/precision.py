@@ -57,6 +57,8 @@ def speed(name, seconds=5.0, rounds=ROUNDS):
             rates[precision].append(measure.train_throughput(model, x, y, seconds, warmup))
     best = {precision: max(rates[precision]) for precision in PRECISIONS}
     return {
+        "input_shape": list(shape),
+        "params": models["float32"].count_params(),  # tells a row measured on an earlier model
         "batch_size": batch,
         "samples_per_s": best,
         "rounds": rates,
@@ -84,29 +86,34 @@ def quality(name, arguments, out):
     return pair
 
 
-def run(names=None, out=RESULTS, log=print, pairs=QUALITY):
-    """Measures every entry's speed pair (or `names`'), then the quality pairs; writes `out`."""
+def run(names=None, out=RESULTS, log=print, pairs=QUALITY, update=False):
+    """Measures every entry's speed pair (or `names`'), then their quality pairs; writes `out`.
+
+    `update=True` re-measures only the named entries into an existing `out`, keeping the other
+    rows and the file's header (the run that made it); each row names the date and machine of
+    the run that measured it, so a row from another machine is told apart in the report.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    names = list(names or zoo.list_models())
-    results = {
-        "machine": {
-            "date": datetime.date.today().isoformat(),
-            "hardware": hardware(),
-            "versions": versions(),
-        },
-        "speed": {},
-        "quality": {},
+    names = [zoo.get_entry(n).name for n in names] if names else zoo.list_models()
+    this_run = {
+        "date": datetime.date.today().isoformat(),
+        "hardware": hardware(),
+        "versions": versions(),
     }
+    results = {"machine": this_run, "speed": {}, "quality": {}}
+    if update and Path(out).is_file():
+        results = json.loads(Path(out).read_text())
+    measured = {"measured": this_run["date"], "hardware": this_run["hardware"]}
     for name in names:
         start = time.perf_counter()
-        results["speed"][name] = speed(name)
+        results["speed"][name] = {**speed(name), **measured}
         ratio = results["speed"][name]["bfloat16_speedup"]
         log(f"{name}: bfloat16 {ratio:.2f}× float32 ({time.perf_counter() - start:.0f} s)")
     for name, arguments in pairs.items():
         if name in names:
             with tempfile.TemporaryDirectory() as runs:
                 pair = quality(name, arguments, runs)
-            results["quality"][name] = {"arguments": arguments, **pair}
+            results["quality"][name] = {"arguments": arguments, **pair, **measured}
             log(f"{name}: {results['quality'][name]}")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(results, indent=1) + "\n")
@@ -118,6 +125,15 @@ def _recipe_precision(name):
         return zoo.get_entry(name).recipe.precision
     except UnknownModelError:  # an entry measured once and since removed
         return "(no entry)"
+
+
+def _elsewhere(row, machine):
+    """A row re-measured by `--update` on another day or machine than the file's run says so:
+    its ratio is its own run's, its absolute samples/s its machine's."""
+    when = (row.get("measured", machine["date"]), row.get("hardware", machine["hardware"]))
+    if when == (machine["date"], machine["hardware"]):
+        return ""
+    return f" (measured {when[0]}" + (f", {when[1]})" if when[1] != machine["hardware"] else ")")
 
 
 def report_lines(path=RESULTS):
@@ -144,7 +160,7 @@ def report_lines(path=RESULTS):
     for name, s in results["speed"].items():
         rates = s["samples_per_s"]
         lines.append(
-            f"| {name} | {s['batch_size']} | {rates['float32']:.1f} | "
+            f"| {name}{_elsewhere(s, m)} | {s['batch_size']} | {rates['float32']:.1f} | "
             f"{rates['mixed_bfloat16']:.1f} | {s['bfloat16_speedup']:.2f} | "
             f"{_recipe_precision(name)} |"
         )
@@ -164,6 +180,6 @@ def report_lines(path=RESULTS):
             shown = [metric] + (["ssim"] if "ssim" in q["float32"]["metrics"] else [])
             cells = [", ".join(f"{m} {q[p]['metrics'][m]:.4g}" for m in shown) for p in PRECISIONS]
             training = " ".join(q["arguments"])
-            lines.append(f"| {name} | `{training}` | {cells[0]} | {cells[1]} |")
+            lines.append(f"| {name}{_elsewhere(q, m)} | `{training}` | {cells[0]} | {cells[1]} |")
         lines.append("")
     return lines

@@ -214,7 +214,8 @@ def cmd_bench(args):
         from kerasrv.bench import precision
 
         out = Path(args.out).parent / precision.RESULTS.name
-        precision.run(args.names, out=out, log=lambda line: print(line, file=sys.stderr))
+        log = lambda line: print(line, file=sys.stderr)  # noqa: E731
+        precision.run(args.names, out=out, log=log, update=args.update)
         print(out)
         return
     bench.run(args.names, quick=args.quick, out=args.out, update=args.update)

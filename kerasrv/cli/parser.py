@@ -269,7 +269,8 @@ def build_parser():
     p.add_argument(
         "--update",
         action="store_true",
-        help="re-measure the named entries into the existing results JSON, keeping the others",
+        help="re-measure the named entries into the existing results JSON (or precision.json), "
+        "keeping the others",
     )
     p.add_argument(
         "--report",
