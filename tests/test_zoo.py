@@ -400,3 +400,37 @@ def test_every_architecture_builds_runs_saves_and_exports_with_fresh_weights(nam
 @pytest.mark.parametrize("name", registry.list_architectures())
 def test_every_architecture_converts_to_tflite_with_fresh_weights(name, tmp_path):
     check_architecture(name, zoo.get_entry(name).task, tmp_path, formats=("tflite",))
+
+
+@pytest.mark.parametrize("added", [{"clip_context": 8}, {"recurrent_skips": 2}])
+def test_a_segmenters_added_memory_starts_as_the_model_without_it_and_stays_causal(added):
+    """The paths a segmenter can gain start at zero, so a model warm-started from weights
+    without them begins as that model; with them, frame t's mask still depends on frames 1..t
+    alone (the ConvLSTM reads the clip forwards)."""
+    from kerasrv.architectures.convlstm import convlstm_seg
+
+    shape = (4, 16, 16, 1)
+    keras.utils.set_random_seed(0)
+    base = convlstm_seg(shape, num_classes=3, filters=(4, 8), recurrent_filters=(8,))
+    grown = convlstm_seg(shape, num_classes=3, filters=(4, 8), recurrent_filters=(8,), **added)
+    for layer in base.layers:
+        grown.get_layer(layer.name).set_weights(layer.get_weights())
+    assert grown.count_params() > base.count_params()
+    clip = np.random.default_rng(0).random((2, *shape), dtype=np.float32)
+    np.testing.assert_allclose(grown(clip), base(clip), atol=1e-6)
+    for layer in grown.layers:  # the new paths away from zero, so they change the answer
+        if layer.name not in {b.name for b in base.layers} and layer.weights:
+            layer.set_weights([w + 0.5 for w in layer.get_weights()])
+    changed_later = clip.copy()
+    changed_later[:, 2:] = 1 - changed_later[:, 2:]
+    before, after = grown(clip), grown(changed_later)
+    assert np.abs(grown(clip) - base(clip)).max() > 1e-3
+    np.testing.assert_allclose(after[:, :2], before[:, :2], atol=1e-6)
+    assert np.abs(after[:, 2:] - before[:, 2:]).max() > 1e-3
+
+
+def test_recurrent_skips_are_at_most_the_skip_connections():
+    from kerasrv.architectures.convlstm import convlstm_seg
+
+    with pytest.raises(kerasrv.errors.UsageError, match="recurrent_skips must be between 0 and 2"):
+        convlstm_seg(recurrent_skips=3)

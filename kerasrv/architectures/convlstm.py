@@ -34,7 +34,13 @@ def _encoder_stage(frame, width, first):
 
 
 def _encode_recur_decode(
-    frames, filters, recurrent_filters, frame_encoder, encoder_weights, clip_context=0
+    frames,
+    filters,
+    recurrent_filters,
+    frame_encoder,
+    encoder_weights,
+    clip_context=0,
+    recurrent_skips=0,
 ):
     """The shared trunk: a per-frame encoder, ConvLSTM2D layers, a per-frame decoder.
 
@@ -71,6 +77,8 @@ def _encode_recur_decode(
         )(x)
     if clip_context:
         x = _with_clip_context(x, clip_context)
+    for b in range(len(encoded), len(encoded) - recurrent_skips, -1):
+        encoded[b - 1] = _with_skip_memory(encoded[b - 1], name=f"skip{b}")
     for b in range(len(filters), 0, -1):
         up = functools.partial(upsample_block, filters=filters[b - 1], name="up")
         x = _per_frame(x, up, name=f"decoder{b}_up")
@@ -92,6 +100,23 @@ def _with_clip_context(maps, units):
     )(summary)
     projected = keras.layers.Reshape((-1, 1, 1, maps.shape[-1]), name="context_maps")(projected)
     return keras.layers.Add(name="context_add")([maps, projected])
+
+
+def _with_skip_memory(skip, *, name):
+    """A skip connection `skip` (B, T, h, w, C) plus a ConvLSTM2D's reading of it, through a 1×1
+    convolution that starts at zero. The ConvLSTM at 1/8 resolution remembers which item was
+    where, but too coarsely to say which pixels of two overlapping items are whose; one at a
+    skip's finer resolution can carry an item's shape from the frames where it was whole (as
+    recurrent U-Nets put ConvLSTMs on their skips). Starting at zero, a model warm-started from
+    one without it starts out as that model."""
+    width = skip.shape[-1]
+    memory = keras.layers.ConvLSTM2D(
+        width, 3, padding="same", return_sequences=True, name=f"{name}_convlstm"
+    )(skip)
+    memory = keras.layers.Dense(width, kernel_initializer="zeros", name=f"{name}_projection")(
+        memory
+    )  # a 1×1 convolution
+    return keras.layers.Add(name=f"{name}_memory")([skip, memory])
 
 
 def _check_frames(input_shape, filters, builder):
@@ -117,6 +142,7 @@ def convlstm_seg(
     frame_encoder="cnn",
     encoder_weights=None,
     clip_context=0,
+    recurrent_skips=0,
 ):
     """Per-frame encoder → ConvLSTM2D → per-frame decoder → per-pixel softmax for every frame.
 
@@ -137,6 +163,11 @@ def convlstm_seg(
             position of the ConvLSTM's maps through a projection that starts at zero: the
             per-pixel decisions can lean on evidence gathered over the whole clip so far, and a
             model warm-started from one without the path starts out as that model.
+        recurrent_skips: how many of the decoder's skip connections, deepest first, carry a
+            ConvLSTM2D of their own (added through a projection that starts at zero, so a
+            model warm-started from one without them starts out as that model): memory at a
+            finer resolution than the main ConvLSTM's, where overlapping items' pixels are told
+            apart.
 
     Returns:
         An uncompiled `keras.Model` from `frames` (B, T, H, W, C) in [0, 1] to `mask`,
@@ -149,8 +180,19 @@ def convlstm_seg(
     """
     _check_frames(input_shape, filters, "convlstm_seg")
     frames = keras.Input(input_shape, name="frames")
+    if not 0 <= recurrent_skips <= len(filters):
+        raise UsageError(
+            f"recurrent_skips must be between 0 and {len(filters)} (the skip connections), "
+            f"got {recurrent_skips}"
+        )
     x = _encode_recur_decode(
-        frames, filters, recurrent_filters, frame_encoder, encoder_weights, clip_context
+        frames,
+        filters,
+        recurrent_filters,
+        frame_encoder,
+        encoder_weights,
+        clip_context,
+        recurrent_skips,
     )
     x = segmentation_head(x, num_classes)
     mask = keras.layers.Activation("softmax", dtype="float32", name="mask")(x)
