@@ -231,9 +231,7 @@ def test_the_precision_section_reports_each_pair_from_its_json(tmp_path):
     assert "| cnn_lstm.fmnist | `--epochs 5` | accuracy 0.9 | accuracy 0.8 |" in text
 
 
-def test_a_precision_update_keeps_the_other_rows_and_names_its_own_machine(
-    tmp_path, monkeypatch
-):
+def test_a_precision_update_keeps_the_other_rows_and_names_its_own_machine(tmp_path, monkeypatch):
     from kerasrv.bench import precision
 
     def speed(name):
@@ -262,6 +260,20 @@ def test_a_precision_update_keeps_the_other_rows_and_names_its_own_machine(
     assert f"| row_rnn.lstm (measured {first['machine']['date']}, another CPU) | 8 |" in text
     precision.run(["row_rnn.lstm"], out=path, log=lambda line: None, pairs={})  # no --update
     assert list(json.loads(path.read_text())["speed"]) == ["row_rnn.lstm"]
+
+
+def test_every_bfloat16_row_was_measured_on_the_model_it_builds_now():
+    """BENCHMARKS.md's bfloat16 rows describe the entries that ship: one whose architecture
+    changed since is measured again (`kerasrv bench NAME --precision --update`)."""
+    from kerasrv.bench import precision
+
+    rows = json.loads(precision.RESULTS.read_text())["speed"]
+    stale = {
+        name: (row["params"], zoo.build(name, input_shape=tuple(row["input_shape"])).count_params())
+        for name, row in rows.items()
+        if name in zoo.list_models()
+    }
+    assert {name: p for name, p in stale.items() if p[0] != p[1]} == {}
 
 
 def _benchmarked():
