@@ -71,7 +71,7 @@ def _export(name, formats, out, tfds_dir):
 
 
 # What every exported entry is written as; a test that takes a `variant` adds that format.
-BASE_FORMATS = ("saved_model", "tflite", "tflite_batch1", "onnx")
+BASE_FORMATS = ("saved_model", "tflite", "onnx")
 
 
 def _exports_under_test(request):
@@ -87,28 +87,30 @@ def _exports_under_test(request):
     return {name: [f for f in export.FORMATS if f in formats] for name, formats in wanted.items()}
 
 
-# Reduced-precision files the default run leaves to `make test-slow`: it checks each format on
+# Files the default run leaves to `make test-slow`. Reduced precision: it checks each format on
 # the two LSTM entries of the default run (row_rnn.lstm's LSTM over rows, lrcn.motion's CNN
 # then LSTM), where a file takes 4-14 s to write. The ConvLSTM entries' and ReSeg's take
 # 10-15 s a file to convert and 45-90 s a full-integer file (convlstm_seg's int8 calibrates on
 # clips: a tenth of the default run on its own), and int16x8 (exact, and slow to run) 10 s on
-# an LSTM entry, 49 s on convlstm_seg.
-SLOW_REDUCED_FILES = {
+# an LSTM entry, 49 s on convlstm_seg. The ConvLSTM entries' batch-1 file: the dynamic-batch
+# file's graph at a fixed batch (a ConvLSTM has no fused TFLite op), 10-15 s each; the default
+# run checks batch-1 files where they differ, on the entries whose LSTMs they fuse.
+SLOW_FILES = {
     "reseg.scenes": QUANTIZED,
-    "convlstm_forecast.mfmnist": QUANTIZED,
-    "convlstm_predict.moving": QUANTIZED,
-    "convlstm_seg.moving": QUANTIZED,
+    "convlstm_forecast.mfmnist": [*QUANTIZED, "tflite_batch1"],
+    "convlstm_predict.moving": [*QUANTIZED, "tflite_batch1"],
+    "convlstm_seg.moving": [*QUANTIZED, "tflite_batch1"],
     "row_rnn.lstm": ["tflite_int16x8"],
     "lrcn.motion": ["tflite_int16x8"],
 }
 
 
 def per_file(names, variants):
-    """(name, variant) parameters: `per_entry`'s, with `SLOW_REDUCED_FILES` marked slow too."""
+    """(name, variant) parameters: `per_entry`'s, with `SLOW_FILES` marked slow too."""
     cases = []
     for name in names:
         for variant in variants:
-            slow = not in_the_default_run(name) or variant in SLOW_REDUCED_FILES.get(name, ())
+            slow = not in_the_default_run(name) or variant in SLOW_FILES.get(name, ())
             marks = [pytest.mark.slow] if slow else []
             cases.append(pytest.param(name, variant, marks=marks, id=f"{name}-{variant}"))
     return cases
@@ -170,8 +172,7 @@ def test_saved_model_matches_keras_without_kerasrv(name, exports, saved_model_ou
         )
 
 
-@pytest.mark.parametrize("variant", ["tflite", "tflite_batch1"])
-@pytest.mark.parametrize("name", per_entry(ENTRIES))
+@pytest.mark.parametrize("name, variant", per_file(ENTRIES, ["tflite", "tflite_batch1"]))
 def test_tflite_float32_matches_keras_at_batch_1_and_7(name, variant, exports):
     # tflite_batch1 runs 7 samples one after another: a fused LSTM's state must not carry over
     model = export.TFLiteModel(exports[name]["files"][variant])
@@ -240,9 +241,9 @@ FUSED_LSTM_ENTRIES = [
 ]
 
 
-@pytest.mark.parametrize("name", per_entry(FUSED_LSTM_ENTRIES))
-def test_the_batch1_file_fuses_every_lstm(name, exports):
-    model = export.TFLiteModel(exports[name]["files"]["tflite_batch1"])
+@pytest.mark.parametrize("name, variant", per_file(FUSED_LSTM_ENTRIES, ["tflite_batch1"]))
+def test_the_batch1_file_fuses_every_lstm(name, variant, exports):
+    model = export.TFLiteModel(exports[name]["files"][variant])
     assert model.batch_size == 1
     ops = model.ops()
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops, ops
