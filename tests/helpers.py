@@ -106,24 +106,18 @@ def call_cli(*args, env=None):
     import contextlib
     import io
     import os
+    from unittest import mock
 
     from kerasrv import cli
 
     out, err = io.StringIO(), io.StringIO()
-    saved = {name: os.environ.get(name) for name in env or {}}
-    os.environ.update({name: str(value) for name, value in (env or {}).items()})
-    try:
+    variables = {name: str(value) for name, value in (env or {}).items()}
+    with mock.patch.dict(os.environ, variables):  # restored as they were, unset ones unset
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = cli.main([str(a) for a in args])
             except SystemExit as exit:
                 code = exit.code
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name)
-            else:
-                os.environ[name] = value
     return code, out.getvalue(), [line for line in err.getvalue().splitlines() if line.strip()]
 
 

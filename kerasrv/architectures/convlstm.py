@@ -180,12 +180,12 @@ def convlstm_seg(
         (1, 10, 64, 64, 11)
     """
     _check_frames(input_shape, filters, "convlstm_seg")
-    frames = keras.Input(input_shape, name="frames")
     if not 0 <= recurrent_skips <= len(filters):
         raise UsageError(
             f"recurrent_skips must be between 0 and {len(filters)} (the skip connections), "
             f"got {recurrent_skips}"
         )
+    frames = keras.Input(input_shape, name="frames")
     x = _encode_recur_decode(
         frames,
         filters,

@@ -3,6 +3,7 @@
 `kerasrv.bench`), printing their results. Each imports what it needs when it runs."""
 
 import dataclasses
+import functools
 import json
 import shlex
 import sys
@@ -214,7 +215,7 @@ def cmd_bench(args):
         from kerasrv.bench import precision
 
         out = Path(args.out).parent / precision.RESULTS.name
-        log = lambda line: print(line, file=sys.stderr)  # noqa: E731
+        log = functools.partial(print, file=sys.stderr)
         precision.run(args.names, out=out, log=log, update=args.update)
         print(out)
         return
