@@ -202,6 +202,61 @@ def test_every_item_of_a_clip_starts_moving_in_its_direction(tfds_dir):
         assert (steps == synthesis.DIRECTIONS[clip["motion"]]).all()
 
 
+# Directions moving along the same axes: east/west, north/south, the four diagonals.
+_SAME_AXES = {"horizontal": (0, 4), "vertical": (2, 6), "diagonal": (1, 3, 5, 7)}
+
+
+@pytest.mark.parametrize("speed", [1, 2, 3, 4])
+@pytest.mark.parametrize("axes", sorted(_SAME_AXES))
+def test_items_of_their_own_direction_are_anywhere_equally_often_at_every_frame(axes, speed):
+    """Exact, over every start `moving_sequence(shared_direction=False)` can draw for the
+    directions along these axes (each as likely as the others): where the items are at frame t
+    is where they are at frame 0, each start counted once."""
+    limit, states = 36, []
+    for direction in _SAME_AXES[axes]:
+        velocity = synthesis.DIRECTIONS[direction] * speed
+        low, high = synthesis.stationary_starts(velocity, limit)
+        xs, ys = range(low[0], high[0] + 1), range(low[1], high[1] + 1)
+        states += [(np.array((x, y)), velocity) for x in xs for y in ys]
+    first = sorted(tuple(p) for p, _ in states)
+    for _ in range(40):  # past every bounce of the slowest item
+        states = [synthesis.bounce(p, v, limit) for p, v in states]
+        assert sorted(tuple(p) for p, _ in states) == first
+
+
+def test_items_of_one_direction_overlap_more_later_and_of_their_own_do_not():
+    """Why the `independent` config exists: in the default's clips two items overlap more in
+    later frames than in the first; with each item in its own direction they do not."""
+    images, labels = data.load_fashion_mnist("test")
+    overlap = {}
+    for shared in (True, False):
+        area = np.zeros(10)
+        for i in range(1000):
+            rng = synthesis.example_rng(0, "test", i)
+            clip = synthesis.moving_sequence(rng, images, labels, shared_direction=shared)
+            if (clip["items"] >= 0).sum() == 2:
+                gap = np.abs(clip["positions"][0] - clip["positions"][1])
+                area += np.prod(np.clip(28 - gap, 0, None), axis=1)
+        overlap[shared] = area[-5:].sum() / area[:5].sum()
+    assert overlap[True] > 1.2
+    assert 0.9 < overlap[False] < 1.1
+
+
+def test_own_directions_change_nothing_else_of_a_clip():
+    images, labels = data.load_fashion_mnist("test")
+    for i in range(20):
+        shared, own = (
+            synthesis.moving_sequence(
+                synthesis.example_rng(0, "test", i), images, labels, shared_direction=flag
+            )
+            for flag in (True, False)
+        )
+        for key in ("items", "classes", "label", "motion"):
+            np.testing.assert_array_equal(shared[key], own[key])
+        placed = own["positions"][own["items"] >= 0]
+        assert ((placed >= 0) & (placed <= 36)).all()
+
+
 # --- pipelines ---------------------------------------------------------------------------------
 
 

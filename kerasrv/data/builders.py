@@ -85,6 +85,7 @@ class MovingConfig(tfds.core.BuilderConfig):
     test_examples: int = 2_000
     seed: int = 0
     recipe: str = "directions"
+    shared_direction: bool = True  # False: each item its own direction, frames alike over time
 
 
 class _BuiltFromFashionMnist(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -139,6 +140,15 @@ class MovingFashionMnist(_BuiltFromFashionMnist):
             test_examples=200,
         ),
         MovingConfig(
+            name="independent",
+            description="The default canvas, items and speeds, each item moving in its own "
+            "direction from where a bouncing item is equally likely to be at any time, so every "
+            "frame of a clip is drawn from the same distribution (the default's later frames "
+            "hold more overlaps than its first); `motion` is item 0's direction. For measuring "
+            "what a video model's memory adds frame by frame.",
+            shared_direction=False,
+        ),
+        MovingConfig(
             name="openstl",
             description="OpenSTL's Moving FashionMNIST protocol: 64×64 canvas, 20 frames (10 "
             "in, 10 to predict), two 28×28 items on their own straight paths, bouncing "
@@ -185,8 +195,9 @@ class MovingFashionMnist(_BuiltFromFashionMnist):
             description=(
                 "Sequences of Fashion-MNIST items moving with constant velocity and bouncing off "
                 "the canvas borders, with per-frame masks (class id + 1 of the nearest item, 0 = "
-                "background), the class of the nearest item (`label`) and the direction all "
-                "items start moving in (`motion`, one of 8)."
+                "background), the class of the nearest item (`label`) and the direction "
+                + ("all items start" if c.shared_direction else "the nearest item starts")
+                + " moving in (`motion`, one of 8)."
             ),
             features=tfds.features.FeaturesDict(
                 {
@@ -218,6 +229,7 @@ class MovingFashionMnist(_BuiltFromFashionMnist):
             items=c.items,
             item_size=c.item_size,
             speeds=c.speeds,
+            shared_direction=c.shared_direction,
         )
 
 

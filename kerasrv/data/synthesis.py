@@ -2,10 +2,11 @@
 
 Moving Fashion-MNIST follows Moving MNIST's recipe (Srivastava et al., 2015): items move with
 constant velocity on a larger canvas and bounce off its borders. `moving_sequence` moves every
-item of a clip in one of 8 directions (so the clip has a motion label); `srivastava_sequence` is
-the original generator as OpenSTL's video-prediction benchmark runs it. Scenes put several
-items on one static canvas without overlap. Each example draws from its own generator seeded by
-(seed, split, index), so any example can be rebuilt alone and two builds are byte-identical.
+item of a clip in one of 8 directions (so the clip has a motion label), or each item in its own;
+`srivastava_sequence` is the original generator as OpenSTL's video-prediction benchmark runs it.
+Scenes put several items on one static canvas without overlap. Each example draws from its own
+generator seeded by (seed, split, index), so any example can be rebuilt alone and two builds are
+byte-identical.
 
 An item's pixels are its image's pixels of intensity >= `THRESHOLD` (its thresholded
 silhouette); fainter pixels are dropped, so a mask is non-zero exactly where a frame is.
@@ -48,6 +49,40 @@ def item_pixels(image, size=28):
     return np.where(item >= THRESHOLD, item, 0).astype(np.uint8)
 
 
+def bounce(position, velocity, limit):
+    """One step of constant velocity between 0 and `limit`, reflecting off the borders.
+
+    Returns:
+        The new (position, velocity), numpy arrays of the same shape.
+    """
+    position, velocity = position + velocity, velocity.copy()
+    for axis in range(len(position)):
+        if position[axis] < 0:
+            position[axis], velocity[axis] = -position[axis], -velocity[axis]
+        elif position[axis] > limit:
+            position[axis] = 2 * limit - position[axis]
+            velocity[axis] = -velocity[axis]
+    return position, velocity
+
+
+def stationary_starts(velocity, limit):
+    """Where an item of this velocity starts so that it is equally likely anywhere, any time.
+
+    Along an axis, bouncing between 0 and `limit` is turning round a circle of 2·limit steps
+    (out along one half, back along the other), whatever the speed; a uniform point of that
+    circle stays uniform as it turns. So an item moving forwards starts uniform on
+    [0, limit - 1], one moving backwards uniform on [1, limit], and one not moving along the
+    axis anywhere on [0, limit]: with a direction and its opposite equally likely, every later
+    frame has the start's distribution.
+
+    Returns:
+        (low, high): the inclusive bounds of the start along each axis.
+    """
+    low = np.where(velocity < 0, 1, 0)
+    high = np.where(velocity > 0, limit - 1, limit)
+    return low, high
+
+
 def _padded(values):
     out = np.full(MAX_ITEMS, -1, dtype=np.int64)
     out[: len(values)] = values
@@ -55,16 +90,35 @@ def _padded(values):
 
 
 def moving_sequence(
-    rng, images, labels, *, canvas=64, frames=10, items=(1, 2), item_size=28, speeds=(2, 4)
+    rng,
+    images,
+    labels,
+    *,
+    canvas=64,
+    frames=10,
+    items=(1, 2),
+    item_size=28,
+    speeds=(2, 4),
+    shared_direction=True,
 ):
     """One Moving Fashion-MNIST sequence.
 
-    All items move in one of 8 directions, each at its own integer speed (pixels per frame
-    along each moving axis), so `motion` is a property of the clip that every item shows (were
-    it one item's own, a clip of two items moving apart would not tell which one). Each item
-    starts at least two steps away from the borders it moves towards, so the first two steps
-    never bounce, then moves with constant velocity and reflects off the borders. Item 0 is
-    drawn last (nearest): it is never hidden, and its class is `label`.
+    With `shared_direction`, all items move in one of 8 directions, each at its own integer
+    speed (pixels per frame along each moving axis), so `motion` is a property of the clip that
+    every item shows (were it one item's own, a clip of two items moving apart would not tell
+    which one). Each item starts at least two steps away from the borders it moves towards, so
+    the first two steps never bounce, then moves with constant velocity and reflects off the
+    borders. Such clips are not alike over time: at the start every item moves the same way,
+    away from the borders, and later the items that bounced come back towards the others, so
+    later frames hold more overlaps.
+
+    Without it, each item draws its own direction (Srivastava et al. 2015's recipe, on the 8
+    directions) and starts where a bouncing item is equally likely to be at any time (see
+    `stationary_starts`): every frame of a clip is drawn from the same distribution, so what
+    a model does better on later frames is what it remembers, not easier frames. `motion` is
+    then item 0's direction.
+
+    Item 0 is drawn last (nearest): it is never hidden, and its class is `label`.
 
     Args:
         rng: a `numpy.random.Generator` (see `example_rng`).
@@ -75,6 +129,7 @@ def moving_sequence(
         items: (fewest, most) items per sequence.
         item_size: side of a drawn item (28, or 14 for small canvases).
         speeds: (slowest, fastest) integer speed.
+        shared_direction: whether all items move in one direction (see above).
 
     Returns:
         A dict: `frames` (T, canvas, canvas, 1) uint8, `masks` (T, canvas, canvas) uint8 holding
@@ -89,24 +144,25 @@ def moving_sequence(
     indices = rng.integers(len(images), size=count)
     direction = int(rng.integers(len(DIRECTIONS)))
     speed = rng.integers(speeds[0], speeds[1] + 1, size=count)
+    if not shared_direction:  # drawn after the shared draws, so item counts and speeds match
+        own = [direction, *rng.integers(len(DIRECTIONS), size=count - 1)]
     limit = canvas - item_size  # largest top-left coordinate
     if limit < 2 * speeds[1]:
         raise UsageError(f"a {canvas} px canvas leaves {item_size} px items no room for two steps")
     positions = np.full((MAX_ITEMS, frames, 2), -1, dtype=np.int64)
     for j in range(count):
-        velocity = DIRECTIONS[direction] * speed[j]
-        low = np.where(velocity < 0, -2 * velocity, 0)
-        high = np.where(velocity > 0, limit - 2 * velocity, limit)
-        position = rng.integers(low, high + 1)
+        if shared_direction:
+            velocity = DIRECTIONS[direction] * speed[j]
+            low = np.where(velocity < 0, -2 * velocity, 0)
+            high = np.where(velocity > 0, limit - 2 * velocity, limit)
+            position = rng.integers(low, high + 1)
+        else:
+            velocity = DIRECTIONS[own[j]] * speed[j]
+            low, high = stationary_starts(velocity, limit)
+            position = rng.integers(low, high + 1)
         for t in range(frames):
             positions[j, t] = position
-            position = position + velocity
-            for axis in range(2):  # reflect off the borders
-                if position[axis] < 0:
-                    position[axis], velocity[axis] = -position[axis], -velocity[axis]
-                elif position[axis] > limit:
-                    position[axis] = 2 * limit - position[axis]
-                    velocity[axis] = -velocity[axis]
+            position, velocity = bounce(position, velocity, limit)
     video = np.zeros((frames, canvas, canvas), dtype=np.uint8)
     masks = np.zeros((frames, canvas, canvas), dtype=np.uint8)
     for j in reversed(range(count)):  # farthest first, item 0 last

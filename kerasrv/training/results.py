@@ -81,6 +81,7 @@ def _leg(training):
     keys = (
         "command",
         "started_from",
+        "dataset",  # a warm restart may fine-tune on another dataset than its earlier legs
         "epochs",
         "epochs_run",
         "batch_size",
@@ -126,6 +127,8 @@ def _legs(run, training):
         )
         if made_here:
             earlier = before["training"].get("legs") or [_leg(before["training"])]
+            # legs recorded before legs named their dataset ran on their card's
+            earlier = [{"dataset": before["training"].get("dataset"), **leg} for leg in earlier]
     legs = [*earlier, _leg(training)]
     return {
         "legs": legs,
