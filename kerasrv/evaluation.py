@@ -114,8 +114,8 @@ def frame_alone(model, card):
     """`model`'s weights in a model of one-frame clips, or None where that is not measured.
 
     A recurrent video segmenter's per-frame IoU mixes two things: what its memory of the
-    earlier frames adds, and how hard each frame is (in Moving Fashion-MNIST, later frames
-    have more bounces and overlaps). The same weights reading each frame alone start every
+    earlier frames adds, and how hard each frame is (in the default Moving Fashion-MNIST,
+    where all items move one way, later frames hold more overlaps). The same weights reading each frame alone start every
     frame from an empty state, so the gap between the two, frame by frame, is what the
     recurrence adds. None for tasks without an answer per frame, for one-frame inputs, and
     for a model whose card names no architecture to rebuild.

@@ -255,6 +255,8 @@ def test_a_leg_from_the_shipped_weights_continues_the_model_when_shipped(tmp_pat
     card = json.loads((shipped / artifacts.CARD_FILE).read_text())
     assert card.get("attempts") == attempts  # nothing replaced
     assert card["training"]["legs"][-1]["started_from"] == leg["started_from"]
+    # each leg names what it trained on: a leg may fine-tune on another dataset than the last
+    assert [leg["dataset"] for leg in card["training"]["legs"]] == ["fashion_mnist_local"] * 2
 
 
 def test_a_recorded_attempt_lands_on_the_shipped_card_and_never_on_itself(tmp_path, tfds_dir):
