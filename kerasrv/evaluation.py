@@ -115,10 +115,10 @@ def frame_alone(model, card):
 
     A recurrent video segmenter's per-frame IoU mixes two things: what its memory of the
     earlier frames adds, and how hard each frame is (in the default Moving Fashion-MNIST,
-    where all items move one way, later frames hold more overlaps). The same weights reading each frame alone start every
-    frame from an empty state, so the gap between the two, frame by frame, is what the
-    recurrence adds. None for tasks without an answer per frame, for one-frame inputs, and
-    for a model whose card names no architecture to rebuild.
+    where all items move one way, later frames hold more overlaps). The same weights reading
+    each frame alone start every frame from an empty state, so the gap between the two, frame
+    by frame, is what the recurrence adds. None for tasks without an answer per frame, for
+    one-frame inputs, and for a model whose card names no architecture to rebuild.
     """
     shape = list(card["input_shape"])
     if not tasks.get(card["task"]).per_frame_outputs or shape[0] in (1, None):

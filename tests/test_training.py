@@ -230,6 +230,8 @@ def test_ship_makes_a_run_the_entrys_weights_and_keeps_what_the_card_recorded(
     kept, replaced = card["attempts"]
     assert kept["note"] == "kept"
     assert replaced["metrics"] == old["metrics"] and "replaced by" in replaced["note"]
+    # whose test split each attempt's metrics are of: one recorded without it, its card's
+    assert kept["dataset"] == replaced["dataset"] == old["training"]["dataset"]
     code, _, stderr = call_cli("ship", finished_run / "train", env=env)  # not a finished run
     assert code == 2 and len(stderr) == 1, stderr
 
@@ -284,6 +286,7 @@ def test_a_recorded_attempt_lands_on_the_shipped_card_and_never_on_itself(tmp_pa
     assert attempt["epochs_run"] == run["training"]["epochs_run"] == 1
     assert attempt["builder_args"] == run["builder_args"]  # what the command ran at the time
     assert attempt["augment"] == run["training"]["augment"]
+    assert attempt["dataset"] == run["training"]["dataset"] == "fashion_mnist_local"
     # a warm start from a file names it by its sha256, on the run's card and on the attempt
     assert run["training"]["started_from"] == f"{start} (sha256 {artifacts.sha256(start)})"
     assert attempt["started_from"] == run["training"]["started_from"]

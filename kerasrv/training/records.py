@@ -74,6 +74,7 @@ def _run_summary(card):
     return {
         "metrics": card.metrics,
         "command": card.training["command"],
+        "dataset": card.training["dataset"],  # whose test split the metrics are of
         "epochs": card.training["epochs"],
         "date": card.training["date"],
     }
@@ -179,15 +180,17 @@ def ship(run_directory):
         if old
         else None
     )
-    attempts = list(old.get("attempts") or [])
+    made = old.get("training") or {}
+    # attempts recorded before attempts named their dataset were measured on their card's
+    attempts = [{"dataset": made.get("dataset"), **a} for a in old.get("attempts") or []]
     earlier = [leg.get("started_from", "") for leg in (card.training or {}).get("legs") or []]
     old_sha = (old.get("weights") or {}).get("sha256")
     if old_sha and not any(old_sha in start for start in earlier):  # a model replaced
-        made = old.get("training") or {}
         attempts.append(
             {
                 "metrics": old.get("metrics") or {},
                 "command": made.get("command", "unknown"),
+                "dataset": made.get("dataset"),
                 "epochs": made.get("epochs_total", made.get("epochs")),
                 "date": made.get("date", "unknown"),
                 "builder_args": old_args,
