@@ -19,7 +19,8 @@ PIXELS = 64 * 64  # val_loss is a mean over a frame's pixels; OpenSTL's MSE sums
 
 def recipes_tried_lines():
     """A table per entry whose card lists attempts: each recipe tried, its test metric, epochs
-    and what it tried, beside the shipped weights' metric."""
+    and what it tried, beside the shipped weights' metric (an attempt on another dataset than
+    the card's names it: its metric is of that dataset's test split)."""
     lines = []
     for name in zoo.list_models():
         card = zoo.info(name)
@@ -34,9 +35,11 @@ def recipes_tried_lines():
             "|---|---|---|---|---|",
         ]
         for attempt in card.attempts:
-            value = attempt["metrics"].get(metric)
+            value = f"{attempt['metrics'].get(metric):.4f}"
+            if attempt.get("dataset", card.dataset) != card.dataset:  # another test split
+                value += f" on {attempt['dataset']}"
             lines.append(
-                f"| {value:.4f} | {attempt['epochs']} | {attempt['date'][:10]} | "
+                f"| {value} | {attempt['epochs']} | {attempt['date'][:10]} | "
                 f"{attempt.get('note') or '—'} | `{attempt['command']}` |"
             )
         lines.append("")
