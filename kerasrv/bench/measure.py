@@ -13,6 +13,21 @@ import tensorflow as tf
 from kerasrv.export import unrolled
 
 
+def measured_elsewhere(row, run):
+    """When and where a result file's row was measured, where that is not the file's own run:
+    "date" or "date, machine" for a row re-measured by `--update`, "" for one of the run.
+
+    Args:
+        row: the row (`measured`, `hardware`; rows from before 2026-12-07 name no machine).
+        run: the file's header (`date`, `hardware`).
+    """
+    date = row.get("measured", run["date"])
+    machine = row.get("hardware", run["hardware"])
+    if (date, machine) == (run["date"], run["hardware"]):
+        return ""
+    return date + (f", {machine}" if machine != run["hardware"] else "")
+
+
 def matmul_flops(size=2048, seconds=2.0):
     """FLOP/s of a large float32 matmul on this machine (TensorFlow, all cores)."""
     a = tf.random.uniform((size, size))

@@ -130,10 +130,8 @@ def _recipe_precision(name):
 def _elsewhere(row, machine):
     """A row re-measured by `--update` on another day or machine than the file's run says so:
     its ratio is its own run's, its absolute samples/s its machine's."""
-    when = (row.get("measured", machine["date"]), row.get("hardware", machine["hardware"]))
-    if when == (machine["date"], machine["hardware"]):
-        return ""
-    return f" (measured {when[0]}" + (f", {when[1]})" if when[1] != machine["hardware"] else ")")
+    where = measure.measured_elsewhere(row, machine)
+    return f" (measured {where})" if where else ""
 
 
 def report_lines(path=RESULTS):

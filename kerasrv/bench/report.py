@@ -5,7 +5,7 @@ from pathlib import Path
 
 from kerasrv import zoo
 from kerasrv.bench.history import forecaster_leg_lines, history_lines
-from kerasrv.bench.measure import forward_macs
+from kerasrv.bench.measure import forward_macs, measured_elsewhere
 from kerasrv.bench.precision import RESULTS as PRECISION_RESULTS
 from kerasrv.bench.precision import report_lines as precision_lines
 from kerasrv.bench.runner import RESULTS, TRAIN_ROUNDS
@@ -196,19 +196,12 @@ def report(results_path=RESULTS, markdown=None, chart=None):
     ]
     if results["quick"]:
         lines += ["**Quick run**: small inputs and few steps; a smoke test, not a measurement.", ""]
-    later = {
-        # a row measured on another machine than the run's says which (rows from before
-        # 2026-12-07 recorded none)
-        n: e["measured"]
-        + (f" ({e['hardware']})" if e.get("hardware", m["hardware"]) != m["hardware"] else "")
-        for n, e in entries.items()
-        if e.get("measured", "") > m["date"]
-    }
+    later = {n: where for n, e in entries.items() if (where := measured_elsewhere(e, m))}
     if later:  # kerasrv bench NAMES --update
         lines += [
             "**Measured again later** (`kerasrv bench NAME --update`; each entry's ratios come "
             "from its own run, its absolute numbers from its machine): "
-            + ", ".join(f"{n} on {date}" for n, date in later.items())
+            + "; ".join(f"{n} on {date}" for n, date in later.items())
             + ".",
             "",
         ]
