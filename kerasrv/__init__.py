@@ -13,7 +13,7 @@ import os
 # TensorFlow's: default to it unless the user chose a backend before importing us.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-__version__ = "0.7.2"
+__version__ = "0.8.0"
 
 __all__ = ["artifacts", "layers", "registry", "tasks", "zoo", "__version__"]
 
