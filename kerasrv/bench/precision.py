@@ -28,7 +28,10 @@ from kerasrv.training.distribution import global_policy
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 RESULTS = Path("bench/precision.json")
-ROUNDS = 2  # timed rounds per precision, alternating; each precision's best is kept
+# Timed rounds per precision, alternating; each precision's best is kept. With 2, one round of
+# a model could run at 0.6-0.7x the other (cnn_lstm float32 850 and 1253 samples/s on
+# 2026-12-07) and the ratios of the small models swung by 0.3 between runs.
+ROUNDS = 4
 # Equal-epoch pairs: an image classifier on its whole recipe's data, and a forecaster on half
 # its clips for one epoch (a forecaster's epoch costs 5–9 minutes here in float32).
 QUALITY = {
@@ -141,11 +144,14 @@ def report_lines(path=RESULTS):
         return []
     results = json.loads(path.read_text())
     m = results["machine"]
+    # rows measured before ROUNDS changed keep their own count (each row lists its rounds)
+    rounds = sorted({len(s["rounds"]["float32"]) for s in results["speed"].values()})
     lines = [
         "## Training in bfloat16",
         "",
         f"Measured by `kerasrv bench --precision` on {m['date']}: {m['hardware']}. Samples/s "
-        f"are each precision's best of {ROUNDS} alternating rounds on one repeated batch of the "
+        f"are each precision's best of {' or '.join(map(str, rounds))} alternating rounds (each "
+        "row's own count, in precision.json) on one repeated batch of the "
         "recipe's size, fresh weights; `mixed_bfloat16` is Keras' policy (float32 variables, "
         "bfloat16 computation). `kerasrv train --precision mixed_bfloat16` uses it; an "
         "entry's recipe trains in it, on hardware that computes bfloat16 natively, where it pays "
