@@ -211,9 +211,15 @@ def test_the_precision_section_reports_each_pair_from_its_json(tmp_path):
             "cnn_lstm.fmnist": {
                 "batch_size": 128,
                 "samples_per_s": rates,
-                "rounds": {},
+                "rounds": {"float32": [100.0, 90.0], "mixed_bfloat16": [150.0, 165.0]},
                 "bfloat16_speedup": 1.65,
-            }
+            },
+            "row_rnn.gru": {  # measured again later, with more rounds
+                "batch_size": 128,
+                "samples_per_s": rates,
+                "rounds": {p: [r] * 4 for p, r in rates.items()},
+                "bfloat16_speedup": 1.65,
+            },
         },
         "quality": {
             "cnn_lstm.fmnist": {
@@ -228,6 +234,7 @@ def test_the_precision_section_reports_each_pair_from_its_json(tmp_path):
     path.write_text(json.dumps(results))
     text = "\n".join(precision.report_lines(path))
     assert "| cnn_lstm.fmnist | 128 | 100.0 | 165.0 | 1.65 |" in text
+    assert "best of 2 or 4 alternating rounds (each row's own count, in precision.json)" in text
     assert "| cnn_lstm.fmnist | `--epochs 5` | accuracy 0.9 | accuracy 0.8 |" in text
 
 
@@ -240,7 +247,7 @@ def test_a_precision_update_keeps_the_other_rows_and_names_its_own_machine(tmp_p
             "params": 1,
             "batch_size": 8,
             "samples_per_s": {"float32": 10.0, "mixed_bfloat16": 20.0},
-            "rounds": {},
+            "rounds": {"float32": [10.0, 9.0], "mixed_bfloat16": [20.0, 19.0]},
             "bfloat16_speedup": 2.0,
         }
 
@@ -256,7 +263,7 @@ def test_a_precision_update_keeps_the_other_rows_and_names_its_own_machine(tmp_p
     assert second["speed"]["row_rnn.gru"] == first["speed"]["row_rnn.gru"]
     assert second["speed"]["row_rnn.lstm"]["hardware"] == "another CPU"
     text = "\n".join(precision.report_lines(path))
-    assert "| row_rnn.gru | 8 |" in text
+    assert "| row_rnn.gru | 8 |" in text and "best of 2 alternating rounds on" in text
     assert f"| row_rnn.lstm (measured {first['machine']['date']}, another CPU) | 8 |" in text
     precision.run(["row_rnn.lstm"], out=path, log=lambda line: None, pairs={})  # no --update
     assert list(json.loads(path.read_text())["speed"]) == ["row_rnn.lstm"]

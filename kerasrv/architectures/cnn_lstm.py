@@ -86,7 +86,7 @@ register(
     description="2 conv blocks (32, 64) → BiLSTM(128) over the feature map's columns",
     # timm's regularisers (label smoothing, AdamW's decoupled weight decay) on flips and shifts;
     # the recipes tried before it are the card's attempts (in bench/BENCHMARKS.md); bfloat16
-    # where the CPU or GPU has it: 2.2× the float32 samples/s here, test accuracy within 0.5
+    # where the CPU or GPU has it: 2.3× the float32 samples/s here, test accuracy within 0.5
     # points after equal epochs (BENCHMARKS.md, "Training in bfloat16")
     recipe={
         "epochs": 30,

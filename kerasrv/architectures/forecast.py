@@ -130,7 +130,7 @@ _MFMNIST = {
     # step's prediction (PredRNN's), and scheduled sampling from 1 to 0 over the first quarter
     # of a run from fresh weights (later legs start from the last one's weights at a lower
     # rate and sampling: see the card's training.legs and `kerasrv train --recipe`). bfloat16
-    # where the CPU or GPU has it: 1.5-1.6× the float32 samples/s here, and ConvLSTM's MSE
+    # where the CPU or GPU has it: 1.4-1.5× the float32 samples/s here, and ConvLSTM's MSE
     # after equal epochs within 2% of float32's (BENCHMARKS.md, "Training in bfloat16");
     # predrnn's legs trained in it, convlstm_forecast's first two (its third ran on a CPU
     # without bfloat16, in float32).

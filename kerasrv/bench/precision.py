@@ -150,8 +150,9 @@ def report_lines(path=RESULTS):
         "## Training in bfloat16",
         "",
         f"Measured by `kerasrv bench --precision` on {m['date']}: {m['hardware']}. Samples/s "
-        f"are each precision's best of {' or '.join(map(str, rounds))} alternating rounds (each "
-        "row's own count, in precision.json) on one repeated batch of the "
+        f"are each precision's best of {' or '.join(map(str, rounds))} alternating rounds"
+        + (" (each row's own count, in precision.json)" if len(rounds) > 1 else "")
+        + " on one repeated batch of the "
         "recipe's size, fresh weights; `mixed_bfloat16` is Keras' policy (float32 variables, "
         "bfloat16 computation). `kerasrv train --precision mixed_bfloat16` uses it; an "
         "entry's recipe trains in it, on hardware that computes bfloat16 natively, where it pays "
