@@ -384,14 +384,22 @@ def test_bench_update_report_and_precision_reach_the_benchmark(monkeypatch, tmp_
     assert report == ("report", out)
     from kerasrv.bench import precision
 
-    def precision_run(names, out, log, update):
-        calls.append((names, out, update))
+    def precision_run(names, out, log, update, pairs=precision.QUALITY):
+        calls.append((names, out, update, pairs))
 
     monkeypatch.setattr(precision, "run", precision_run)
     assert call_cli("bench", "cnn_lstm", "--precision", "--out", out)[0] == 0
-    assert calls[-1] == (["cnn_lstm"], tmp_path / "precision.json", False)  # beside the results
+    beside_the_results = tmp_path / "precision.json"
+    assert calls[-1] == (["cnn_lstm"], beside_the_results, False, precision.QUALITY)
     assert call_cli("bench", "lrcn", "--precision", "--update", "--out", out)[0] == 0
-    assert calls[-1] == (["lrcn"], tmp_path / "precision.json", True)
+    assert calls[-1] == (["lrcn"], beside_the_results, True, precision.QUALITY)
+    args = ("bench", "--precision", "--update", "--speed-only", "--out", out)
+    assert call_cli(*args)[0] == 0
+    assert calls[-1] == ([], beside_the_results, True, {})  # every row, no quality pair
+    before = len(calls)
+    code, _, stderr = call_cli("bench", "--speed-only", "--out", out)
+    assert code == 2 and len(stderr) == 1 and "give --precision" in stderr[0]
+    assert len(calls) == before
 
 
 @pytest.mark.slow  # a minute: the demo evaluates 10,000 images twice and exports

@@ -211,12 +211,17 @@ def cmd_bench(args):
         for path in bench.report(args.out):
             print(path)
         return
+    if args.speed_only and not args.precision:
+        from kerasrv.errors import UsageError
+
+        raise UsageError("--speed-only leaves out the bfloat16 quality pairs: give --precision")
     if args.precision:
         from kerasrv.bench import precision
 
         out = Path(args.out).parent / precision.RESULTS.name
         log = functools.partial(print, file=sys.stderr)
-        precision.run(args.names, out=out, log=log, update=args.update)
+        pairs = {"pairs": {}} if args.speed_only else {}  # else precision.QUALITY
+        precision.run(args.names, out=out, log=log, update=args.update, **pairs)
         print(out)
         return
     bench.run(args.names, quick=args.quick, out=args.out, update=args.update)

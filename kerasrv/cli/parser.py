@@ -283,6 +283,12 @@ def build_parser():
         help="float32 against mixed_bfloat16: every entry's training samples/s and a few "
         "entries' test metrics after equal epochs, into precision.json beside the results JSON",
     )
+    p.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="with --precision: the samples/s pairs only, keeping the quality pairs a run "
+        "measured before (they train for tens of minutes)",
+    )
     p.set_defaults(run=cmd_bench)
 
     p = commands.add_parser("data", help="the embedded datasets")
