@@ -91,12 +91,12 @@ def test_quick_bench_writes_every_field_and_a_report(tmp_path, tfds_dir, monkeyp
     assert "### Where training time goes" in text
     assert "Measured again later" in text and "lrcn.motion on" in text
     assert results["entries"]["lrcn.motion"]["hardware"] == results["machine"]["hardware"]
-    assert f"({results['machine']['hardware']})" not in text  # the run's own machine: unsaid
+    assert f", {results['machine']['hardware']}" not in text  # the run's own machine: unsaid
     # an update measured on another machine names it beside its date
     results["entries"]["lrcn.motion"]["hardware"] = "Another CPU, 2 cores, no GPU"
     out.write_text(json.dumps(results))
     again = bench.report(out)[0].read_text()
-    assert re.search(r"lrcn\.motion on [0-9T:-]+ \(Another CPU, 2 cores, no GPU\)", again)
+    assert re.search(r"lrcn\.motion on [0-9T:-]+, Another CPU, 2 cores, no GPU[;.]", again)
     assert "## Video files" in text and "video decoding ×" in text
     assert "## Recurrence in the TFLite files" in text and "fused: UNIDIRECTIONAL" in text
     # the trained video predictors beside OpenSTL's table, from their cards

@@ -242,6 +242,20 @@ def test_items_of_one_direction_overlap_more_later_and_of_their_own_do_not():
     assert 0.9 < overlap[False] < 1.1
 
 
+def test_the_default_configs_clips_are_the_ones_its_models_were_trained_on():
+    """The digest of 100 default training clips as kerasrv 0.7.2 drew them (before items could
+    move in their own directions): the shipped lrcn and convlstm_predict weights, and their
+    cards' metrics, belong to those clips."""
+    images, labels = data.load_fashion_mnist("train")
+    digest = hashlib.sha256()
+    for i in range(100):
+        clip = synthesis.moving_sequence(synthesis.example_rng(0, "train", i), images, labels)
+        for key in ("frames", "masks", "positions", "items", "classes"):
+            digest.update(np.ascontiguousarray(clip[key]).tobytes())
+        digest.update(bytes([clip["label"], clip["motion"]]))
+    assert digest.hexdigest() == "542c140653ab26f0a80dc8e709cd9363ee26ab1fbd317715ee899d187cba33be"
+
+
 def test_own_directions_change_nothing_else_of_a_clip():
     images, labels = data.load_fashion_mnist("test")
     for i in range(20):

@@ -216,6 +216,7 @@ def test_ship_makes_a_run_the_entrys_weights_and_keeps_what_the_card_recorded(
     _copy_of_shipped("row_rnn.gru", models)
     old = json.loads((models / "row_rnn.gru" / artifacts.CARD_FILE).read_text())
     old["attempts"] = [{"metrics": {"accuracy": 0.5}, "command": "tried", "note": "kept"}]
+    old["baselines"] = {"single_frame": {"metrics": {"accuracy": 0.4}, "command": "one frame"}}
     (models / "row_rnn.gru" / artifacts.CARD_FILE).write_text(json.dumps(old))
     env = {"TFDS_DATA_DIR": tfds_dir, "KERASRV_MODELS_DIR": str(models)}
     code, stdout, stderr = call_cli("ship", finished_run, env=env)
@@ -232,6 +233,7 @@ def test_ship_makes_a_run_the_entrys_weights_and_keeps_what_the_card_recorded(
     assert replaced["metrics"] == old["metrics"] and "replaced by" in replaced["note"]
     # whose test split each attempt's metrics are of: one recorded without it, its card's
     assert kept["dataset"] == replaced["dataset"] == old["training"]["dataset"]
+    assert card["baselines"]["single_frame"]["dataset"] == old["training"]["dataset"]
     code, _, stderr = call_cli("ship", finished_run / "train", env=env)  # not a finished run
     assert code == 2 and len(stderr) == 1, stderr
 
@@ -244,6 +246,10 @@ def test_a_leg_from_the_shipped_weights_continues_the_model_when_shipped(tmp_pat
     _copy_of_shipped("row_rnn.gru", models)
     shipped = models / "row_rnn.gru"
     sha = artifacts.sha256(shipped / artifacts.WEIGHTS_FILE)
+    before = json.loads((shipped / artifacts.CARD_FILE).read_text())
+    earlier_leg = {"command": "an earlier leg, recorded before legs named their dataset"}
+    before["training"]["legs"] = [earlier_leg]
+    (shipped / artifacts.CARD_FILE).write_text(json.dumps(before))
     env = {"TFDS_DATA_DIR": tfds_dir, "KERASRV_MODELS_DIR": str(models)}
     args = ["train", "row_rnn.gru", "--epochs", "1", *QUICK, "--weights", "default"]
     code, _, stderr = call_cli(*args, "--out", tmp_path / "runs", env=env)
@@ -257,8 +263,11 @@ def test_a_leg_from_the_shipped_weights_continues_the_model_when_shipped(tmp_pat
     card = json.loads((shipped / artifacts.CARD_FILE).read_text())
     assert card.get("attempts") == attempts  # nothing replaced
     assert card["training"]["legs"][-1]["started_from"] == leg["started_from"]
-    # each leg names what it trained on: a leg may fine-tune on another dataset than the last
-    assert [leg["dataset"] for leg in card["training"]["legs"]] == ["fashion_mnist_local"] * 2
+    # each leg names what it trained on (a leg may fine-tune on another dataset than the
+    # last); one recorded before legs did, its card's
+    first, last = card["training"]["legs"]
+    assert first == {"dataset": "fashion_mnist_local", **earlier_leg}
+    assert last["dataset"] == "fashion_mnist_local"
 
 
 def test_a_recorded_attempt_lands_on_the_shipped_card_and_never_on_itself(tmp_path, tfds_dir):

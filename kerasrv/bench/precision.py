@@ -145,7 +145,7 @@ def report_lines(path=RESULTS):
     results = json.loads(path.read_text())
     m = results["machine"]
     # rows measured before ROUNDS changed keep their own count (each row lists its rounds)
-    rounds = sorted({len(s["rounds"]["float32"]) for s in results["speed"].values()})
+    rounds = sorted({len(s["rounds"]["float32"]) for s in results["speed"].values()}) or [ROUNDS]
     lines = [
         "## Training in bfloat16",
         "",

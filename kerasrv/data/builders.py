@@ -72,8 +72,9 @@ class MovingConfig(tfds.core.BuilderConfig):
     """Moving Fashion-MNIST settings.
 
     `recipe` "directions" is `synthesis.moving_sequence` (all items in one of 8 directions,
-    with masks and a motion label); "srivastava" is `synthesis.srivastava_sequence`, Moving
-    MNIST's own generator as OpenSTL's video-prediction benchmark runs it (frames only).
+    or with `shared_direction` False each in its own; with masks and a motion label);
+    "srivastava" is `synthesis.srivastava_sequence`, Moving MNIST's own generator as OpenSTL's
+    video-prediction benchmark runs it (frames only).
     """
 
     canvas: int = 64

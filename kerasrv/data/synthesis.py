@@ -66,14 +66,15 @@ def bounce(position, velocity, limit):
 
 
 def stationary_starts(velocity, limit):
-    """Where an item of this velocity starts so that it is equally likely anywhere, any time.
+    """Where an item of this velocity starts so that where it is has one distribution at
+    every frame.
 
     Along an axis, bouncing between 0 and `limit` is turning round a circle of 2·limit steps
     (out along one half, back along the other), whatever the speed; a uniform point of that
     circle stays uniform as it turns. So an item moving forwards starts uniform on
     [0, limit - 1], one moving backwards uniform on [1, limit], and one not moving along the
     axis anywhere on [0, limit]: with a direction and its opposite equally likely, every later
-    frame has the start's distribution.
+    frame has the start's distribution (uniform, but for the borders at half the weight).
 
     Returns:
         (low, high): the inclusive bounds of the start along each axis.
@@ -113,7 +114,7 @@ def moving_sequence(
     later frames hold more overlaps.
 
     Without it, each item draws its own direction (Srivastava et al. 2015's recipe, on the 8
-    directions) and starts where a bouncing item is equally likely to be at any time (see
+    directions) and starts as a bouncing item is placed at any time (see
     `stationary_starts`): every frame of a clip is drawn from the same distribution, so what
     a model does better on later frames is what it remembers, not easier frames. `motion` is
     then item 0's direction.
@@ -134,9 +135,9 @@ def moving_sequence(
     Returns:
         A dict: `frames` (T, canvas, canvas, 1) uint8, `masks` (T, canvas, canvas) uint8 holding
         class + 1 of the nearest item on each pixel (0 = background), `label` (item 0's class),
-        `motion` (the clip's direction), `items` (indices into `images`) and `classes`, padded
-        with -1, and `positions`
-        (MAX_ITEMS, T, 2) top-left (x, y) of each item in each frame (-1 padding).
+        `motion` (the clip's direction, or item 0's), `items` (indices into `images`) and
+        `classes`, padded with -1, and `positions` (MAX_ITEMS, T, 2) top-left (x, y) of each
+        item in each frame (-1 padding).
     """
     if item_size >= canvas:
         raise UsageError(f"items of {item_size} px do not move on a {canvas} px canvas")
@@ -155,11 +156,10 @@ def moving_sequence(
             velocity = DIRECTIONS[direction] * speed[j]
             low = np.where(velocity < 0, -2 * velocity, 0)
             high = np.where(velocity > 0, limit - 2 * velocity, limit)
-            position = rng.integers(low, high + 1)
         else:
             velocity = DIRECTIONS[own[j]] * speed[j]
             low, high = stationary_starts(velocity, limit)
-            position = rng.integers(low, high + 1)
+        position = rng.integers(low, high + 1)
         for t in range(frames):
             positions[j, t] = position
             position, velocity = bounce(position, velocity, limit)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from kerasrv import artifacts
 from kerasrv.errors import UsageError
-from kerasrv.training.results import FRESH
+from kerasrv.training.results import FRESH, naming_dataset
 
 
 def refuse_recording_on_itself(entry_name, run_directory):
@@ -181,8 +181,8 @@ def ship(run_directory):
         else None
     )
     made = old.get("training") or {}
-    # attempts recorded before attempts named their dataset were measured on their card's
-    attempts = [{"dataset": made.get("dataset"), **a} for a in old.get("attempts") or []]
+    attempts = [naming_dataset(a, made) for a in old.get("attempts") or []]
+    baselines = {k: naming_dataset(b, made) for k, b in (old.get("baselines") or {}).items()}
     earlier = [leg.get("started_from", "") for leg in (card.training or {}).get("legs") or []]
     old_sha = (old.get("weights") or {}).get("sha256")
     if old_sha and not any(old_sha in start for start in earlier):  # a model replaced
@@ -204,7 +204,7 @@ def ship(run_directory):
         )
     # a shipped card holds what was recorded; the rest follows from the entry's code
     recorded = {k: v for k, v in artifacts.card_json(card).items() if k in artifacts.RECORDED}
-    recorded.update(attempts=attempts or None, baselines=old.get("baselines"), exports=None)
+    recorded.update(attempts=attempts or None, baselines=baselines or None, exports=None)
     shipped_card = {"name": entry.name, **recorded}
     artifacts.write_atomically(
         directory / artifacts.WEIGHTS_FILE, (run_directory / artifacts.WEIGHTS_FILE).read_bytes()

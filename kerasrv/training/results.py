@@ -76,6 +76,13 @@ def write_artifacts(run, model, dist, wall_time, resumed_at=0):
     return card
 
 
+def naming_dataset(record, training):
+    """A leg, attempt or baseline from a card's history, naming the dataset it was measured
+    on: one recorded before records named theirs ran on the dataset of the card it is on
+    (`training`, that card's training), as an entry's dataset never changed until then."""
+    return {"dataset": training.get("dataset"), **record}
+
+
 def _leg(training):
     """One leg of a model's training, as the legs of a warm-restarted model list it."""
     keys = (
@@ -126,9 +133,8 @@ def _legs(run, training):
             and isinstance(before.get("training"), dict)
         )
         if made_here:
-            earlier = before["training"].get("legs") or [_leg(before["training"])]
-            # legs recorded before legs named their dataset ran on their card's
-            earlier = [{"dataset": before["training"].get("dataset"), **leg} for leg in earlier]
+            legs = before["training"].get("legs") or [_leg(before["training"])]
+            earlier = [naming_dataset(leg, before["training"]) for leg in legs]
     legs = [*earlier, _leg(training)]
     return {
         "legs": legs,
