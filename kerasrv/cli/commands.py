@@ -220,8 +220,8 @@ def cmd_bench(args):
 
         out = Path(args.out).parent / precision.RESULTS.name
         log = functools.partial(print, file=sys.stderr)
-        pairs = {"pairs": {}} if args.speed_only else {}  # else precision.QUALITY
-        precision.run(args.names, out=out, log=log, update=args.update, **pairs)
+        pairs = {} if args.speed_only else precision.QUALITY
+        precision.run(args.names, out=out, log=log, update=args.update, pairs=pairs)
         print(out)
         return
     bench.run(args.names, quick=args.quick, out=args.out, update=args.update)
